@@ -1,0 +1,139 @@
+"""``ebmgraph run | check | compile | nodes | sample``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ebmgraph.errors import DataError, DivergenceError, GraphError, NodeError
+
+EXIT_BAD_INPUT, EXIT_NODE_FAILED, EXIT_DIVERGED = 2, 1, 3
+
+
+def _graph_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="graph file (YAML)")
+    parser.add_argument("--profile", help="named override set from the file's 'profiles' (default: 'default')")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any value, e.g. --set train.steps=100 (repeatable)")
+
+
+def _load(args):
+    from ebmgraph.spec.load import load_graph
+
+    overrides = list(args.overrides)
+    if getattr(args, "steps", None) is not None:
+        overrides.append(f"train.steps={args.steps}")
+    return load_graph(args.file, args.profile, tuple(overrides))
+
+
+def command_run(args) -> int:
+    from ebmgraph.engine.runner import GRAPH_FILE, Runner, new_run_dir
+    from ebmgraph.spec.load import load_graph
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        overrides = tuple(args.overrides) + ((f"train.steps={args.steps}",) if args.steps is not None else ())
+        spec = load_graph(run_dir / GRAPH_FILE, None, overrides)
+    else:
+        if args.file is None:
+            raise SystemExit("ebmgraph run: give a graph FILE, or --resume RUN_DIR")
+        spec = _load(args)
+        run_dir = Path(args.out) if args.out else new_run_dir(spec.train.out, spec.name)
+    runner = Runner(spec, run_dir, args.device)
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    runner.run()
+    print(f"finished {spec.train.steps} steps: {run_dir}", file=sys.stderr)
+    return 0
+
+
+def command_check(args) -> int:
+    from ebmgraph.engine.check import check_graph
+    from ebmgraph.engine.describe import describe_checked
+
+    print(describe_checked(check_graph(_load(args))))
+    return 0
+
+
+def command_compile(args) -> int:
+    from ebmgraph.engine.check import check_graph
+    from ebmgraph.engine.codegen import generate
+
+    print(generate(check_graph(_load(args))).text, end="")
+    return 0
+
+
+def command_nodes(args) -> int:
+    from ebmgraph.nodes.reference import markdown_reference, text_reference
+
+    print(markdown_reference() if args.markdown else text_reference(), end="")
+    return 0
+
+
+def command_sample(args) -> int:
+    from ebmgraph.engine.sampling import sample_run
+
+    path = sample_run(Path(args.run_dir), n=args.n, steps=args.steps, out=args.out, device=args.device)
+    print(path)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="ebmgraph", description="EBM training algorithms as dataflow graphs.")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train a graph")
+    run.add_argument("file", nargs="?", help="graph file (YAML); not needed with --resume")
+    run.add_argument("--profile")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--steps", type=int, help="total number of steps (overrides train.steps)")
+    run.add_argument("--out", help="run directory (default: train.out/NAME-TIMESTAMP)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly from its last checkpoint")
+    run.add_argument("--device", help="torch device (overrides train.device)")
+    run.set_defaults(handler=command_run)
+
+    check = sub.add_parser("check", help="check a graph; print kernels, node order and parameter counts")
+    _graph_arguments(check)
+    check.set_defaults(handler=command_check)
+
+    compile_ = sub.add_parser("compile", help="print the generated Python source of the training step")
+    _graph_arguments(compile_)
+    compile_.set_defaults(handler=command_compile)
+
+    nodes = sub.add_parser("nodes", help="list every node, model and optimizer type")
+    nodes.add_argument("--markdown", action="store_true", help="print the reference as Markdown (docs/nodes.md)")
+    nodes.set_defaults(handler=command_nodes)
+
+    sample = sub.add_parser("sample", help="draw fresh chains from a trained run's energy; write a PNG")
+    sample.add_argument("run_dir")
+    sample.add_argument("--n", type=int, help="number of chains (default: eval.n)")
+    sample.add_argument("--steps", type=int, help="Langevin steps (default: eval.steps or the kernel's)")
+    sample.add_argument("--out", help="PNG path (default: RUN_DIR/samples/fresh.png)")
+    sample.add_argument("--device", help="torch device")
+    sample.set_defaults(handler=command_sample)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except GraphError as error:
+        print(error, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NodeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_NODE_FAILED
+    except DivergenceError as error:
+        print(f"diverged: {error}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Build the modules, nodes and optimizers a graph spec names, on a device."""
+
+from __future__ import annotations
+
+import torch
+
+from ebmgraph.engine.context import derive_seed
+from ebmgraph.nodes.catalog import MODELS, NODES
+from ebmgraph.nodes.registry import DerivedModelType, Node
+from ebmgraph.spec.schema import GraphSpec
+
+
+def data_shape(spec: GraphSpec) -> tuple[int, ...]:
+    """Per-sample shape of the graph's data, read from a data node built on the meta device."""
+    return build_node("data", spec, {}, torch.device("meta")).sample_shape
+
+
+def build_models(spec: GraphSpec, device: torch.device) -> dict[str, torch.nn.Module]:
+    """Every model of the graph, primary models first, derived ones (EMA) copied from them.
+
+    Initial weights come from a generator seeded by the graph seed alone, so they do not depend
+    on anything run before."""
+    shape = data_shape(spec)
+    models: dict[str, torch.nn.Module] = {}
+    with torch.random.fork_rng(devices=[]):
+        for name, model in spec.models.items():
+            cls = MODELS.get(model.type)
+            if not issubclass(cls, DerivedModelType):
+                torch.manual_seed(derive_seed(spec.seed, "model", name))
+                with torch.device(device):
+                    models[name] = cls.build(model.config, shape)
+    for name, model in spec.models.items():
+        cls = MODELS.get(model.type)
+        if issubclass(cls, DerivedModelType) and model.config.of in models:
+            models[name] = cls.build_from(model.config, models[model.config.of])
+    return models
+
+
+def model_role(spec: GraphSpec, name: str) -> str | None:
+    """The role of model ``name`` (a derived model has the role of its source)."""
+    seen = set()
+    while name in spec.models and name not in seen:
+        seen.add(name)
+        cls = MODELS.get(spec.models[name].type)
+        if not issubclass(cls, DerivedModelType):
+            return cls.role
+        name = spec.models[name].config.of
+    return None
+
+
+def build_node(name: str, spec: GraphSpec, models: dict[str, torch.nn.Module], device: torch.device) -> Node:
+    node_spec = spec.all_nodes()[name]
+    cls = NODES.get(node_spec.type)
+    bound = {port.name: models[node_spec.inputs[port.name]] for port in cls.model_inputs()
+             if node_spec.inputs.get(port.name) in models}
+    return cls(name, node_spec.config, bound, device)

@@ -1,0 +1,250 @@
+"""Check a graph before any real tensor exists: references, port types, cycles, bindings, shapes.
+
+The result, a CheckedGraph, holds the networkx DiGraph, the execution order and every edge's
+propagated value (type and shape, computed with models on the meta device)."""
+
+from __future__ import annotations
+
+import attrs
+import networkx as nx
+import torch
+
+from ebmgraph.errors import Diagnostic, GraphError
+from ebmgraph.engine.build import build_models, build_node, model_role
+from ebmgraph.nodes.catalog import NODES
+from ebmgraph.nodes.ports import LOSS, Port, ShapeError, Value
+from ebmgraph.nodes.registry import Node
+from ebmgraph.spec.schema import GraphSpec
+from ebmgraph.spec.suggest import did_you_mean, one_of
+
+
+@attrs.frozen
+class Edge:
+    source: str
+    source_port: str
+    target: str
+    target_port: str
+    delay: bool = False
+
+
+@attrs.define
+class CheckedGraph:
+    spec: GraphSpec
+    graph: nx.DiGraph
+    order: list[str]
+    edges: list[Edge]
+    values: dict[tuple[str, str], Value]
+    parameter_counts: dict[str, int]
+    phases: list[tuple[list[str], int]]
+    samples: tuple[str, str] | None
+
+    def node_type(self, name: str):
+        return NODES.get(self.spec.all_nodes()[name].type)
+
+    def inputs_of(self, name: str) -> list[Edge]:
+        return [e for e in self.edges if e.target == name and not e.delay]
+
+    def delays(self) -> list[Edge]:
+        return [e for e in self.edges if e.delay]
+
+    def kernels(self) -> list[str]:
+        return [n for n in self.order if self.node_type(n).family == "kernel"]
+
+
+class _Checker:
+    def __init__(self, spec: GraphSpec):
+        self.spec = spec
+        self.nodes = spec.all_nodes()
+        self.errors: list[Diagnostic] = []
+        self.edges: list[Edge] = []
+
+    def error(self, path, message: str) -> None:
+        self.errors.append(self.spec.source.diagnostic(tuple(path), message))
+
+    def raise_if_errors(self) -> None:
+        if self.errors:
+            raise GraphError(self.errors)
+
+    # references and port types
+    def resolve_reference(self, name: str, port: Port, ref: str) -> tuple[str, str] | None:
+        path = self.spec.node_path(name) + (port.name,)
+        source, _, source_port = ref.partition(".")
+        if source not in self.nodes:
+            hint = did_you_mean(source, list(self.nodes) + list(self.spec.models))
+            self.error(path, f"input '{port.name}' of node '{name}' refers to unknown node '{source}'{hint}")
+            return None
+        source_cls = NODES.get(self.nodes[source].type)
+        outputs = {p.name: p for p in source_cls.outputs}
+        source_port = source_port or source_cls.outputs[0].name
+        if source_port not in outputs:
+            self.error(path, f"node '{source}' ({source_cls.type_name}) has no output port '{source_port}'"
+                             f"{did_you_mean(source_port, outputs)}; its outputs: {one_of(outputs)}")
+            return None
+        if outputs[source_port].type != port.type:
+            self.error(path, f"type mismatch: node '{source}' output '{source_port}' is {outputs[source_port].type} "
+                             f"but node '{name}' input '{port.name}' expects {port.type}")
+            return None
+        return source, source_port
+
+    def check_model_port(self, name: str, port: Port, ref: str | None) -> None:
+        path = self.spec.node_path(name) + (port.name,)
+        if ref not in self.spec.models:
+            hint = did_you_mean(ref, self.spec.models)
+            known = one_of(self.spec.models) if self.spec.models else "none"
+            self.error(path, f"input '{port.name}' of node '{name}' needs a model ({port.type}); "
+                             f"unknown model '{ref}'{hint}; models: {known}")
+            return
+        role = model_role(self.spec, ref)
+        if role != port.type.role:
+            self.error(path, f"type mismatch: model '{ref}' has role '{role}' but node '{name}' input "
+                             f"'{port.name}' expects {port.type}")
+
+    def wire(self) -> None:
+        for name, node in self.nodes.items():
+            cls = NODES.get(node.type)
+            for port in cls.inputs:
+                ref = node.inputs.get(port.name)
+                if ref is None:
+                    if not port.optional:
+                        self.error(self.spec.node_path(name),
+                                   f"missing input '{port.name}' ({port.type}) of node '{name}' ({cls.type_name})")
+                    continue
+                if port.type.kind == "model":
+                    self.check_model_port(name, port, ref)
+                    continue
+                resolved = self.resolve_reference(name, port, ref)
+                if resolved:
+                    self.edges.append(Edge(resolved[0], resolved[1], name, port.name, port.delay))
+
+    def check_models(self) -> None:
+        for name, model in self.spec.models.items():
+            of = getattr(model.config, "of", None)
+            if of is not None and of not in self.spec.models:
+                self.error(("models", name, "of"), f"model '{name}' copies unknown model '{of}'"
+                                                   f"{did_you_mean(of, self.spec.models)}")
+
+    def check_optimizers(self) -> None:
+        bound: set[str] = set()
+        derived = {n for n, m in self.spec.models.items() if hasattr(m.config, "of")}
+        for name, opt in self.spec.optimizers.items():
+            for index, model in enumerate(opt.models):
+                if model not in self.spec.models:
+                    self.error(("optimizers", name, "models", index),
+                               f"optimizer '{name}' binds unknown model '{model}'{did_you_mean(model, self.spec.models)}")
+                elif model in derived:
+                    self.error(("optimizers", name, "models", index),
+                               f"optimizer '{name}' binds model '{model}', a copy updated by the engine, not trained")
+            for index, loss in enumerate(opt.losses):
+                if loss not in self.spec.losses:
+                    self.error(("optimizers", name, "losses", index),
+                               f"optimizer '{name}' uses unknown loss '{loss}'{did_you_mean(loss, self.spec.losses)}")
+                bound.add(loss)
+        for name in self.spec.losses:
+            cls = NODES.get(self.spec.losses[name].type)
+            if LOSS not in {p.type for p in cls.outputs}:
+                self.error(("losses", name, "type"), f"'{name}' is in the losses section but node type "
+                                                     f"'{cls.type_name}' has no Loss output")
+            elif name not in bound:
+                self.error(("losses", name), f"loss '{name}' is bound to no optimizer; add it to an optimizer's "
+                                             "'losses' list")
+        for name, node in self.spec.nodes.items():
+            if NODES.get(node.type).family == "loss":
+                self.error(("nodes", name, "type"), f"node '{name}' is a loss ({node.type}); move it to the losses "
+                                                    "section and bind it to an optimizer")
+
+    def check_phases(self) -> list[tuple[list[str], int]]:
+        phases = self.spec.schedule.phases
+        if not phases:
+            return [(list(self.spec.optimizers), 1)]
+        scheduled = set()
+        for index, phase in enumerate(phases):
+            for j, opt in enumerate(phase.optimizers):
+                if opt not in self.spec.optimizers:
+                    self.error(("schedule", "phases", index, "optimizers", j),
+                               f"unknown optimizer '{opt}'{did_you_mean(opt, self.spec.optimizers)}")
+                scheduled.add(opt)
+        for name in self.spec.optimizers:
+            if name not in scheduled:
+                self.error(("schedule", "phases"), f"optimizer '{name}' is in no phase of the schedule")
+        return [(list(p.optimizers), p.repeat) for p in phases]
+
+    def order(self, graph: nx.DiGraph) -> list[str]:
+        try:
+            cycle = nx.find_cycle(graph)
+        except nx.NetworkXNoCycle:
+            position = {name: i for i, name in enumerate(self.nodes)}
+            return list(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
+        path = " -> ".join([edge[0] for edge in cycle] + [cycle[0][0]])
+        self.error(self.spec.node_path(cycle[0][0]), f"cycle: {path} (only a bank's 'write' input may close a loop)")
+        return []
+
+    # shapes
+    def propagate(self, order: list[str], built: dict[str, Node]) -> dict[tuple[str, str], Value]:
+        values: dict[tuple[str, str], Value] = {}
+        for name in order:
+            inputs = {e.target_port: values[(e.source, e.source_port)] for e in self.edges
+                      if e.target == name and not e.delay and (e.source, e.source_port) in values}
+            if len(inputs) < len(built[name].tensor_inputs()):
+                continue  # an upstream node already failed
+            try:
+                outputs = built[name].infer(inputs)
+            except ShapeError as error:
+                feeder = next(e for e in self.edges if e.target == name and e.target_port == error.port)
+                self.error(self.spec.node_path(name) + (error.port,),
+                           f"shape mismatch: node '{feeder.source}' gives {inputs[error.port].describe()} to input "
+                           f"'{error.port}' of node '{name}': {error.detail}")
+                continue
+            values.update({(name, port): value for port, value in outputs.items()})
+        for edge in self.edges:
+            if edge.delay and (edge.source, edge.source_port) in values:
+                written, held = values[(edge.source, edge.source_port)], values.get((edge.target, "x"))
+                if held is not None and written.shape[1:] != held.shape[1:]:
+                    self.error(self.spec.node_path(edge.target) + (edge.target_port,),
+                               f"shape mismatch: node '{edge.source}' writes {written.describe()} into bank "
+                               f"'{edge.target}', which holds {held.describe()}")
+        return values
+
+    def samples(self, order: list[str]) -> tuple[str, str] | None:
+        ref = self.spec.train.samples
+        if ref is None:
+            kernels = [n for n in order if NODES.get(self.nodes[n].type).family == "kernel"]
+            return (kernels[-1], "x") if kernels else None
+        node, _, port = ref.partition(".")
+        if node not in self.nodes:
+            self.error(("train", "samples"), f"unknown node '{node}'{did_you_mean(node, self.nodes)}")
+            return None
+        return node, port or NODES.get(self.nodes[node].type).outputs[0].name
+
+    def check_eval(self, order: list[str]) -> None:
+        kernel = self.spec.eval.kernel
+        kernels = [n for n in order if NODES.get(self.nodes[n].type).family == "kernel"]
+        if kernel is not None and kernel not in kernels:
+            self.error(("eval", "kernel"), f"'{kernel}' is not a kernel node{did_you_mean(kernel, kernels)}; "
+                                           f"kernels: {one_of(kernels) if kernels else 'none'}")
+
+    def run(self) -> CheckedGraph:
+        self.wire()
+        self.check_models()
+        self.check_optimizers()
+        phases = self.check_phases()
+        graph = nx.DiGraph()
+        graph.add_nodes_from(self.nodes)
+        graph.add_edges_from((e.source, e.target) for e in self.edges if not e.delay)
+        order = self.order(graph)
+        self.raise_if_errors()
+        meta = torch.device("meta")
+        models = build_models(self.spec, meta)
+        built = {name: build_node(name, self.spec, models, meta) for name in order}
+        values = self.propagate(order, built)
+        samples = self.samples(order)
+        self.check_eval(order)
+        self.raise_if_errors()
+        counts = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
+        for edge in self.edges:
+            graph.add_edge(edge.source, edge.target, port=edge.target_port, delay=edge.delay)
+        return CheckedGraph(self.spec, graph, order, self.edges, values, counts, phases, samples)
+
+
+def check_graph(spec: GraphSpec) -> CheckedGraph:
+    """All structural and shape checks; raises GraphError listing every problem found."""
+    return _Checker(spec).run()

@@ -1,0 +1,59 @@
+"""Per-step context handed to every node: the step number, node-private generators, diagnostics."""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+from ebmgraph.errors import DivergenceError
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A 63-bit seed from the graph seed and any labels (node name, step, rank)."""
+    digest = hashlib.blake2b(repr((seed,) + parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+class StepContext:
+    """What a node may use besides its inputs.
+
+    ``generator(name)`` gives the node its own ``torch.Generator`` seeded from (seed, name, step,
+    rank): adding a node never changes another node's randomness and resume is exact.
+    ``record(name, key, value)`` stores a diagnostic (kept as a tensor; read only when logged).
+    """
+
+    def __init__(self, seed: int, step: int, device: torch.device, rank: int = 0, max_abs_energy: float = 1e6):
+        self.seed = seed
+        self.step = step
+        self.device = device
+        self.rank = rank
+        self.max_abs_energy = max_abs_energy
+        self.diagnostics: dict[str, torch.Tensor | float] = {}
+
+    def generator(self, name: str) -> torch.Generator:
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(derive_seed(self.seed, name, self.step, self.rank))
+        return generator
+
+    def record(self, name: str, key: str, value: torch.Tensor | float) -> None:
+        self.diagnostics[f"{name}/{key}"] = value.detach() if isinstance(value, torch.Tensor) else value
+
+    def check_finite(self, **values: torch.Tensor) -> None:
+        """Stop before any parameter moves if a loss or energy is non-finite or beyond ``max_abs_energy``."""
+        if not values:
+            return
+        healthy = torch.stack([(v.detach().abs() <= self.max_abs_energy).all() for v in values.values()])
+        if bool(healthy.all()):
+            return
+        bad = [name for name, ok in zip(values, healthy.tolist()) if not ok]
+        details = ", ".join(f"'{name}' ({_summary(values[name])})" for name in bad)
+        raise DivergenceError(f"step {self.step}: diverged at node {details}; "
+                              f"limit |value| <= {self.max_abs_energy:g} (train.max_abs_energy)")
+
+
+def _summary(value: torch.Tensor) -> str:
+    value = value.detach()
+    if not torch.isfinite(value).all():
+        return "non-finite values"
+    return f"max |value| = {value.abs().max().item():.4g}"

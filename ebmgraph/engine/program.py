@@ -1,0 +1,65 @@
+"""A compiled graph: real models, nodes and optimizers, and the generated step function."""
+
+from __future__ import annotations
+
+import linecache
+import traceback
+import types
+
+import torch
+
+from ebmgraph.errors import DivergenceError, NodeError
+from ebmgraph.engine.build import build_models, build_node
+from ebmgraph.engine.check import CheckedGraph, check_graph
+from ebmgraph.engine.codegen import node_location, generate
+from ebmgraph.engine.context import StepContext
+from ebmgraph.engine.updates import Updater
+from ebmgraph.spec.schema import GraphSpec
+
+
+class Program:
+    """Everything a run needs: ``program.step(step_number)`` runs one compiled training step."""
+
+    def __init__(self, spec: GraphSpec, device: str | torch.device | None = None, rank: int = 0):
+        self.spec = spec
+        self.checked: CheckedGraph = check_graph(spec)
+        self.device = torch.device(device or spec.train.device)
+        self.rank = rank
+        self.models = build_models(spec, self.device)
+        self.nodes = {name: build_node(name, spec, self.models, self.device) for name in self.checked.order}
+        self.updater = Updater(spec, self.models)
+        self.source = generate(self.checked)
+        self.filename = f"<ebmgraph step: {spec.name}>"
+        linecache.cache[self.filename] = (len(self.source.text), None, self.source.text.splitlines(True),
+                                          self.filename)
+        namespace: dict = {}
+        exec(compile(self.source.text, self.filename, "exec"), namespace)
+        self._train_step = namespace["train_step"]
+        self._node_namespace = types.SimpleNamespace(**self.nodes)
+
+    def banks(self) -> dict:
+        return {name: node for name, node in self.nodes.items() if node.family == "bank"}
+
+    def context(self, step: int) -> StepContext:
+        return StepContext(self.spec.seed, step, self.device, self.rank,
+                           max_abs_energy=self.spec.train.max_abs_energy)
+
+    def step(self, step: int) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, StepContext]:
+        """Run training step ``step``; returns (losses, samples, context with diagnostics)."""
+        ctx = self.context(step)
+        try:
+            losses, samples = self._train_step(ctx, self._node_namespace, self.updater)
+        except DivergenceError:
+            raise
+        except Exception as error:
+            node = self._failing_node(error)
+            if node is None:
+                raise
+            node_type = self.spec.all_nodes()[node].type
+            raise NodeError(f"{node_location(self.checked, node)}: node '{node}' ({node_type}) failed at step {step}: "
+                            f"{type(error).__name__}: {error}") from error
+        return losses, samples, ctx
+
+    def _failing_node(self, error: BaseException) -> str | None:
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == self.filename]
+        return self.source.line_to_node.get(frames[-1].lineno) if frames else None

@@ -1,0 +1,109 @@
+"""The training loop: progress bar, metrics.jsonl, sample pictures, atomic checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ebmgraph.engine.program import Program
+from ebmgraph.errors import DivergenceError
+from ebmgraph.spec.dump import dumps
+from ebmgraph.spec.schema import GraphSpec
+from ebmgraph.store.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from ebmgraph.viz.grids import save_samples_png
+
+GRAPH_FILE = "graph.yaml"
+STEP_FILE = "step.py"
+METRICS_FILE = "metrics.jsonl"
+
+
+def new_run_dir(root: str | Path, name: str) -> Path:
+    """``root/name-YYYYmmdd-HHMMSS`` (with a suffix if taken)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{name}-{stamp}"
+    path, suffix = base, 1
+    while path.exists():
+        path, suffix = Path(f"{base}-{suffix}"), suffix + 1
+    return path
+
+
+def _scalars(losses: dict[str, torch.Tensor], diagnostics: dict) -> dict[str, float]:
+    values = {f"loss/{name}": value for name, value in losses.items()}
+    values.update(diagnostics)
+    names = list(values)
+    stacked = torch.stack([torch.as_tensor(values[n], dtype=torch.float32).detach().cpu() for n in names])
+    return dict(zip(names, stacked.tolist()))
+
+
+def _postfix(scalars: dict[str, float]) -> dict[str, str]:
+    shown = {k.removeprefix("loss/"): v for k, v in scalars.items() if k.startswith("loss/")}
+    for key in ("E+", "E-", "gap"):
+        match = next((v for k, v in scalars.items() if k.endswith("/" + key)), None)
+        if match is not None:
+            shown[key] = match
+    return {k: f"{v:.4g}" for k, v in shown.items()}
+
+
+class Runner:
+    """Runs a Program for ``spec.train.steps`` steps in ``run_dir`` (continuing when it holds a checkpoint)."""
+
+    def __init__(self, spec: GraphSpec, run_dir: str | Path, device: str | None = None):
+        self.spec = spec
+        self.run_dir = Path(run_dir)
+        self.program = Program(spec, device)
+        self.reference = self._reference()
+
+    def _reference(self) -> torch.Tensor | None:
+        data = self.program.nodes["data"]
+        return data.reference(2000) if len(data.sample_shape) == 1 else None
+
+    def _write_static_files(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / GRAPH_FILE).write_text(dumps(self.spec))
+        (self.run_dir / STEP_FILE).write_text(self.program.source.text)
+
+    def _save_samples(self, samples: torch.Tensor | None, completed: int) -> None:
+        if samples is None:
+            return
+        grid = samples[: self.spec.train.grid].detach().float().cpu()
+        save_samples_png(grid, self.run_dir / "samples" / f"step_{completed:06d}.png",
+                         title=f"{self.spec.name}: step {completed}", reference=self.reference)
+
+    def run(self) -> int:
+        """Train until ``train.steps``; returns the number of completed steps."""
+        train = self.spec.train
+        self._write_static_files()
+        start = load_checkpoint(self.run_dir, self.program) if (self.run_dir / CHECKPOINT).exists() else 0
+        metrics = (self.run_dir / METRICS_FILE).open("a")
+        bar = tqdm(total=train.steps, initial=start, desc=self.spec.name, disable=not train.progress,
+                   dynamic_ncols=True, unit="step")
+        last_time, last_step = time.perf_counter(), start
+        try:
+            for step in range(start, train.steps):
+                losses, samples, ctx = self.program.step(step)
+                completed = step + 1
+                final = completed == train.steps
+                if completed % train.log_every == 0 or final:
+                    now = time.perf_counter()
+                    scalars = _scalars(losses, ctx.diagnostics)
+                    scalars["steps_per_second"] = (completed - last_step) / max(now - last_time, 1e-9)
+                    last_time, last_step = now, completed
+                    metrics.write(json.dumps({"step": completed, **scalars}) + "\n")
+                    metrics.flush()
+                    bar.set_postfix(_postfix(scalars), refresh=False)
+                if completed % train.sample_every == 0 or final:
+                    self._save_samples(samples, completed)
+                if completed % train.checkpoint_every == 0 or final:
+                    save_checkpoint(self.run_dir, self.program, completed)
+                bar.update(1)
+        except DivergenceError as error:
+            raise DivergenceError(f"{error}. The run stopped; the last good checkpoint is kept in "
+                                  f"{self.run_dir / CHECKPOINT}") from None
+        finally:
+            bar.close()
+            metrics.close()
+        return train.steps

@@ -1,0 +1,153 @@
+"""Sample banks (replay buffers, persistent chains): delay elements read at the start of a step
+and written at its end."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+import torch
+
+from ebmgraph.nodes.ports import SAMPLE, Port, Value
+from ebmgraph.nodes.registry import NODES, Node
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@attrs.define
+class ReplayBankConfig:
+    capacity: int = 10000
+    write: Literal["back", "fifo", "reservoir"] = "reservoir"
+    reinit: float = 0.05
+    init: Literal["uniform", "gaussian"] = "uniform"
+    init_low: float = -1.0
+    init_high: float = 1.0
+    init_std: float = 1.0
+    batch_size: int | None = None
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if self.capacity < 1:
+            out.append(("capacity", f"must be >= 1, found {self.capacity}"))
+        if not 0.0 <= self.reinit <= 1.0:
+            out.append(("reinit", f"must be a probability in [0, 1], found {self.reinit}"))
+        return out
+
+
+@NODES.register
+class ReplayBank(Node):
+    """A bank of past samples. Reading draws a batch (fresh init samples while the bank holds fewer
+    than a batch), each replaced by a fresh init sample with probability ``reinit``. Writing, at the
+    end of the step, stores the ``store`` input by the ``write`` rule: ``back`` to the indices drawn (persistent chains;
+    the bank starts full of init samples), ``fifo`` over the oldest items, or ``reservoir``
+    (a uniform sample of everything ever written, Vitter's algorithm R)."""
+
+    type_name = "replay_bank"
+    family = "bank"
+    Config = ReplayBankConfig
+    inputs = (Port("like", SAMPLE, "a sample giving the shape and batch size of draws"),
+              Port("store", SAMPLE, "samples stored at the end of the step (a delay edge)", delay=True))
+    outputs = (Port("x", SAMPLE, "the batch drawn at the start of the step"),)
+
+    def __init__(self, name, config, models, device):
+        super().__init__(name, config, models, device)
+        self.storage: torch.Tensor | None = None
+        self.age = torch.zeros(0, dtype=torch.long)
+        self.size = 0
+        self.seen = 0
+        self.pointer = 0
+        self.reinit_count = torch.zeros((), dtype=torch.long, device=device)
+        self._drawn: torch.Tensor | None = None
+
+    def _batch(self, like_shape: tuple[int, ...]) -> int:
+        return self.config.batch_size or like_shape[0]
+
+    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
+        return {"x": Value(SAMPLE, (self._batch(inputs["like"].shape), *inputs["like"].shape[1:]))}
+
+    def _init_samples(self, n: int, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+        c = self.config
+        if c.init == "uniform":
+            return torch.rand((n, *shape), generator=generator, device=self.device) * (c.init_high - c.init_low) + c.init_low
+        return torch.randn((n, *shape), generator=generator, device=self.device) * c.init_std
+
+    def _allocate(self, shape: tuple[int, ...], ctx) -> None:
+        c = self.config
+        self.storage = torch.zeros((c.capacity, *shape), dtype=DTYPES[c.dtype], device=self.device)
+        self.age = torch.zeros(c.capacity, dtype=torch.long, device=self.device)
+        if c.write == "back":
+            self.storage.copy_(self._init_samples(c.capacity, shape, ctx.generator(f"{self.name}:fill")))
+            self.size = c.capacity
+
+    def __call__(self, ctx, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        shape = tuple(like.shape[1:])
+        if self.storage is None:
+            self._allocate(shape, ctx)
+        batch = self._batch(tuple(like.shape))
+        generator = ctx.generator(f"{self.name}:read")
+        fresh = self._init_samples(batch, shape, generator)
+        if self.size < batch:
+            self._drawn = None
+            ctx.record(self.name, "reinit_fraction", 1.0)
+            return {"x": fresh}
+        index = torch.randperm(self.size, generator=generator, device=self.device)[:batch]
+        reinit = torch.rand(batch, generator=generator, device=self.device) < self.config.reinit
+        mask = reinit.view(-1, *([1] * len(shape)))
+        x = torch.where(mask, fresh, self.storage[index].to(fresh.dtype))
+        self._drawn = index
+        self.reinit_count = self.reinit_count + reinit.sum()
+        ctx.record(self.name, "reinit_fraction", reinit.float().mean())
+        ctx.record(self.name, "age", (ctx.step - self.age[index]).float().mean())
+        return {"x": x}
+
+    def write(self, ctx, store: torch.Tensor) -> None:
+        items = store.detach().to(self.storage.dtype)
+        positions = self._positions(ctx, len(items))
+        keep = positions >= 0
+        self.storage[positions[keep]] = items[keep]
+        self.age[positions[keep]] = ctx.step
+
+    def _positions(self, ctx, n: int) -> torch.Tensor:
+        """Slot of each written item (-1: not stored), by the bank's write rule."""
+        c = self.config
+        if c.write == "back" and self._drawn is not None:
+            return self._drawn[:n]
+        if c.write in ("fifo", "back"):
+            positions = (self.pointer + torch.arange(n, device=self.device)) % c.capacity
+            self.pointer = (self.pointer + n) % c.capacity
+            self.size = min(c.capacity, self.size + n)
+            return _last_write_wins(positions)
+        return self._reservoir_positions(ctx, n)
+
+    def _reservoir_positions(self, ctx, n: int) -> torch.Tensor:
+        """Algorithm R: item number t (1-based) fills a free slot, else replaces a uniform slot with
+        probability capacity / t."""
+        c = self.config
+        counts = self.seen + 1 + torch.arange(n, device=self.device)
+        uniform = torch.rand(n, generator=ctx.generator(f"{self.name}:write"), device=self.device)
+        slot = (uniform * counts).long()
+        positions = torch.where(counts <= c.capacity, counts - 1, torch.where(slot < c.capacity, slot, -1))
+        self.seen += n
+        self.size = min(c.capacity, self.seen)
+        return _last_write_wins(positions)
+
+    def state_dict(self) -> dict:
+        return {"storage": self.storage, "age": self.age, "size": self.size, "seen": self.seen,
+                "pointer": self.pointer, "reinit_count": self.reinit_count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.storage = state["storage"].to(self.device)
+        self.age = state["age"].to(self.device)
+        self.reinit_count = torch.as_tensor(state["reinit_count"], device=self.device)
+        for key in ("size", "seen", "pointer"):
+            setattr(self, key, int(state[key]))
+
+
+def _last_write_wins(positions: torch.Tensor) -> torch.Tensor:
+    """Mark all but the last write to a repeated slot as -1, so a batch write equals sequential writes."""
+    order = torch.arange(len(positions), device=positions.device)
+    slots, inverse = torch.unique(positions, return_inverse=True)
+    last = torch.full((len(slots),), -1, dtype=torch.long, device=positions.device)
+    last = last.scatter_reduce(0, inverse, order, reduce="amax")
+    return torch.where(last[inverse] == order, positions, torch.full_like(positions, -1))

@@ -1,0 +1,407 @@
+"""Data sources: 2-D toy distributions, scikit-learn digits, CIFAR-10 and user ``.npz`` files.
+
+Every source has one output ``x`` with a batch of samples drawn with the node's own generator,
+so a (seed, step) pair always gives the same batch. ``reference(n)`` gives ``n`` fixed training
+points and ``test_split()`` the held-out split (``None`` for toys), both on the CPU.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+import attrs
+import numpy as np
+import torch
+
+from ebmgraph.errors import DataError
+from ebmgraph.nodes.ports import SAMPLE, Port, Value
+from ebmgraph.nodes.registry import NODES, Node
+
+Sampler = Callable[..., torch.Tensor]
+
+
+def _batch_size():
+    return attrs.field(default=64, validator=attrs.validators.gt(0))
+
+
+def _reference_generator() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+# --- 2-D toy samplers: (n, generator, **params) -> float32 tensor (n, 2) on the generator's device ---
+
+def _rand(shape, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(shape, generator=generator, device=generator.device)
+
+
+def _randn(shape, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(shape, generator=generator, device=generator.device)
+
+
+def _randint(high: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randint(high, (n,), generator=generator, device=generator.device).float()
+
+
+def _polar(radius: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    return torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)
+
+
+def sample_eight_gaussians(n: int, generator: torch.Generator, *, scale: float = 2.83,
+                           noise: float = 0.35) -> torch.Tensor:
+    angle = _randint(8, n, generator) * (math.pi / 4)
+    return _polar(torch.full_like(angle, scale), angle) + noise * _randn((n, 2), generator)
+
+
+def sample_two_spirals(n: int, generator: torch.Generator, *, noise: float = 0.1) -> torch.Tensor:
+    turn = torch.sqrt(_rand(n, generator)) * 3 * math.pi
+    arm = torch.stack([-torch.cos(turn) * turn, torch.sin(turn) * turn], dim=1) + 0.5 * _rand((n, 2), generator)
+    side = 1 - 2 * _randint(2, n, generator)
+    return side[:, None] * arm / 3 + noise * _randn((n, 2), generator)
+
+
+def sample_checkerboard(n: int, generator: torch.Generator) -> torch.Tensor:
+    x1 = _rand(n, generator) * 4 - 2
+    x2 = _rand(n, generator) - 2 * _randint(2, n, generator) + torch.floor(x1) % 2
+    return torch.stack([x1, x2], dim=1) * 2
+
+
+def sample_rings(n: int, generator: torch.Generator, *, scale: float = 3.0, noise: float = 0.08) -> torch.Tensor:
+    radius = (_randint(4, n, generator) + 1) * (scale / 4)
+    angle = _rand(n, generator) * (2 * math.pi)
+    return _polar(radius, angle) + noise * _randn((n, 2), generator)
+
+
+def sample_moons(n: int, generator: torch.Generator, *, scale: float = 2.0, noise: float = 0.2) -> torch.Tensor:
+    angle = _rand(n, generator) * math.pi
+    upper = _randint(2, n, generator).bool()
+    x = torch.where(upper, torch.cos(angle), 1 - torch.cos(angle))
+    y = torch.where(upper, torch.sin(angle), 0.5 - torch.sin(angle))
+    center = torch.tensor([0.5, 0.25], device=generator.device)
+    return (torch.stack([x, y], dim=1) - center) * scale + noise * _randn((n, 2), generator)
+
+
+def sample_pinwheel(n: int, generator: torch.Generator, *, arms: int = 5, radial_std: float = 0.3,
+                    tangential_std: float = 0.1, rate: float = 0.25, scale: float = 2.0) -> torch.Tensor:
+    radial = 1 + radial_std * _randn(n, generator)
+    tangential = tangential_std * _randn(n, generator)
+    angle = _randint(arms, n, generator) * (2 * math.pi / arms) + rate * torch.exp(radial)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    return scale * torch.stack([radial * cos - tangential * sin, radial * sin + tangential * cos], dim=1)
+
+
+# --- toy node types ---
+
+@attrs.define
+class ToyConfig:
+    batch_size: int = _batch_size()
+
+
+@attrs.define
+class EightGaussiansConfig(ToyConfig):
+    scale: float = 2.83
+    noise: float = 0.35
+
+
+@attrs.define
+class TwoSpiralsConfig(ToyConfig):
+    noise: float = 0.1
+
+
+@attrs.define
+class RingsConfig(ToyConfig):
+    scale: float = 3.0
+    noise: float = 0.08
+
+
+@attrs.define
+class MoonsConfig(ToyConfig):
+    scale: float = 2.0
+    noise: float = 0.2
+
+
+@attrs.define
+class PinwheelConfig(ToyConfig):
+    arms: int = attrs.field(default=5, validator=attrs.validators.gt(0))
+    radial_std: float = 0.3
+    tangential_std: float = 0.1
+    rate: float = 0.25
+    scale: float = 2.0
+
+
+class _Toy(Node):
+    """A 2-D toy distribution; fresh points are drawn every step. Config fields other than
+    ``batch_size`` are the keyword arguments of ``sampler``."""
+
+    family = "data"
+    outputs = (Port("x", SAMPLE, "a batch of 2-D points"),)
+    sample_shape: ClassVar[tuple[int, ...]] = (2,)
+    sampler: ClassVar[Sampler]
+
+    def _sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        params = attrs.asdict(self.config, filter=lambda field, _: field.name != "batch_size")
+        return self.sampler(n, generator, **params)
+
+    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
+        return {"x": Value(SAMPLE, (self.config.batch_size, *self.sample_shape))}
+
+    def __call__(self, ctx) -> dict[str, torch.Tensor]:
+        return {"x": self._sample(self.config.batch_size, ctx.generator(self.name)).to(self.device)}
+
+    def reference(self, n: int) -> torch.Tensor:
+        return self._sample(n, _reference_generator())
+
+    def test_split(self) -> None:
+        return None
+
+
+@NODES.register
+class EightGaussians(_Toy):
+    """Eight gaussians (std ``noise``) with centers evenly spaced on a circle of radius ``scale``."""
+
+    type_name = "eight_gaussians"
+    Config = EightGaussiansConfig
+    sampler = staticmethod(sample_eight_gaussians)
+
+
+@NODES.register
+class TwoSpirals(_Toy):
+    """Two interleaved spirals with gaussian noise of std ``noise``."""
+
+    type_name = "two_spirals"
+    Config = TwoSpiralsConfig
+    sampler = staticmethod(sample_two_spirals)
+
+
+@NODES.register
+class Checkerboard(_Toy):
+    """Uniform on the dark squares of a 4x4 checkerboard covering [-4, 4]^2."""
+
+    type_name = "checkerboard"
+    Config = ToyConfig
+    sampler = staticmethod(sample_checkerboard)
+
+
+@NODES.register
+class Rings(_Toy):
+    """Four concentric rings, the outer of radius ``scale``, with gaussian noise of std ``noise``."""
+
+    type_name = "rings"
+    Config = RingsConfig
+    sampler = staticmethod(sample_rings)
+
+
+@NODES.register
+class Moons(_Toy):
+    """Two interleaving half circles (scikit-learn's moons) scaled by ``scale``, plus gaussian noise."""
+
+    type_name = "moons"
+    Config = MoonsConfig
+    sampler = staticmethod(sample_moons)
+
+
+@NODES.register
+class Pinwheel(_Toy):
+    """A pinwheel of ``arms`` curved arms; ``rate`` sets how fast they curl."""
+
+    type_name = "pinwheel"
+    Config = PinwheelConfig
+    sampler = staticmethod(sample_pinwheel)
+
+
+TOY_SAMPLERS: dict[str, Sampler] = {
+    cls.type_name: cls.sampler for cls in (EightGaussians, TwoSpirals, Checkerboard, Rings, Moons, Pinwheel)
+}
+
+
+# --- finite data sets ---
+
+class _Dataset(Node):
+    """A finite data set: each step draws ``batch_size`` distinct training samples.
+
+    Subclasses implement ``load`` (CPU tensors as stored) and may override ``to_samples``
+    (stored form -> float32 samples), so large sets can stay compact on the device.
+    """
+
+    family = "data"
+
+    def __init__(self, name, config, models, device):
+        super().__init__(name, config, models, device)
+        self._train, self._test = self.load()
+        if len(self._train) < config.batch_size:
+            raise DataError(f"{self.source()} has {len(self._train)} training samples, "
+                            f"fewer than batch_size {config.batch_size}")
+        self.sample_shape: tuple[int, ...] = tuple(self._train.shape[1:])
+        self._train_on_device = self._train.to(device)
+
+    @abc.abstractmethod
+    def load(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The training and test splits (test may be None), batch first, on the CPU."""
+
+    @abc.abstractmethod
+    def source(self) -> str:
+        """Where the data come from, as named in error messages."""
+
+    def to_samples(self, stored: torch.Tensor) -> torch.Tensor:
+        return stored
+
+    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
+        return {"x": Value(SAMPLE, (self.config.batch_size, *self.sample_shape))}
+
+    def __call__(self, ctx) -> dict[str, torch.Tensor]:
+        generator = ctx.generator(self.name)
+        index = torch.randperm(len(self._train), generator=generator, device=generator.device)
+        batch = self._train_on_device[index[: self.config.batch_size].to(self.device)]
+        return {"x": self.to_samples(batch)}
+
+    def reference(self, n: int) -> torch.Tensor:
+        """``n`` fixed training samples (all of them if there are fewer)."""
+        index = torch.randperm(len(self._train), generator=_reference_generator())[:n]
+        return self.to_samples(self._train[index])
+
+    def test_split(self) -> torch.Tensor | None:
+        return None if self._test is None else self.to_samples(self._test)
+
+
+@attrs.define
+class DigitsConfig:
+    batch_size: int = _batch_size()
+
+
+@NODES.register
+class Digits(_Dataset):
+    """scikit-learn's 8x8 handwritten digits (1797 images, shape (1, 8, 8), values in [-1, 1]),
+    with a fixed stratified split: 1437 training and 360 test images."""
+
+    type_name = "digits"
+    Config = DigitsConfig
+    outputs = (Port("x", SAMPLE, "a batch of 8x8 digit images in [-1, 1]"),)
+
+    def load(self) -> tuple[torch.Tensor, torch.Tensor]:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        digits = load_digits()
+        images = (digits.images[:, None] / 8 - 1).astype(np.float32)
+        train, test, train_labels, test_labels = train_test_split(
+            images, digits.target, test_size=0.2, random_state=0, stratify=digits.target)
+        self.train_labels = torch.from_numpy(train_labels)
+        self.test_labels = torch.from_numpy(test_labels)
+        return torch.from_numpy(train), torch.from_numpy(test)
+
+    def source(self) -> str:
+        return "the digits data set"
+
+
+@attrs.define
+class NpzConfig:
+    path: str
+    key: str = "x"
+    batch_size: int = _batch_size()
+    test_key: str | None = None
+
+
+@NODES.register
+class Npz(_Dataset):
+    """Samples stored in a numpy ``.npz`` file: array ``key`` (samples along the first axis) for
+    training and optionally ``test_key`` for testing, used as stored (as float32)."""
+
+    type_name = "npz"
+    Config = NpzConfig
+    outputs = (Port("x", SAMPLE, "a batch of samples from the file"),)
+
+    def load(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        with self._open() as archive:
+            train = self._read(archive, self.config.key)
+            test = None if self.config.test_key is None else self._read(archive, self.config.test_key)
+        if test is not None and test.shape[1:] != train.shape[1:]:
+            raise DataError(f"{self.source()}: samples of '{self.config.test_key}' have shape {test.shape[1:]}, "
+                            f"but those of '{self.config.key}' have shape {train.shape[1:]}")
+        return torch.from_numpy(train), None if test is None else torch.from_numpy(test)
+
+    def source(self) -> str:
+        return f"data file '{self.config.path}'"
+
+    def _open(self) -> np.lib.npyio.NpzFile:
+        if not Path(self.config.path).is_file():
+            raise DataError(f"{self.source()} not found")
+        try:
+            archive = np.load(self.config.path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise DataError(f"{self.source()} cannot be read: {error}") from None
+        if isinstance(archive, np.ndarray):
+            raise DataError(f"{self.source()} is a single .npy array, not an .npz archive (save it with numpy.savez)")
+        return archive
+
+    def _read(self, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+        if key not in archive.files:
+            raise DataError(f"{self.source()} has no array '{key}' (it has: {', '.join(archive.files) or 'none'})")
+        where = f"array '{key}' in {self.source()}"
+        try:
+            array = archive[key]
+        except ValueError:
+            raise DataError(f"{where} is not numeric (it holds Python objects)") from None
+        if array.dtype.kind not in "biuf":
+            raise DataError(f"{where} is not numeric (dtype {array.dtype})")
+        if array.size == 0:
+            raise DataError(f"{where} is empty")
+        if array.ndim < 2:
+            raise DataError(f"{where} has shape {array.shape}; expected samples along the first axis, shape (N, ...)")
+        array = array.astype(np.float32)
+        if not np.isfinite(array).all():
+            raise DataError(f"{where} contains NaN or infinite values")
+        return array
+
+
+def _cifar10_hint(root: str) -> str:
+    return (f"download CIFAR-10 'python version' from https://www.cs.toronto.edu/~kriz/cifar.html and extract it "
+            f"to '{root}' (the folder holds data_batch_1 ... data_batch_5 and test_batch)")
+
+
+@attrs.define
+class Cifar10Config:
+    root: str = "data/cifar-10-batches-py"
+    batch_size: int = _batch_size()
+
+
+@NODES.register
+class Cifar10(_Dataset):
+    """CIFAR-10 images (shape (3, 32, 32), values in [-1, 1]) from the 'python version' batches in
+    ``root``: 50000 training and 10000 test images."""
+
+    type_name = "cifar10"
+    Config = Cifar10Config
+    outputs = (Port("x", SAMPLE, "a batch of 32x32 color images in [-1, 1]"),)
+
+    def load(self) -> tuple[torch.Tensor, torch.Tensor]:
+        root = Path(self.config.root)
+        if not root.is_dir():
+            raise DataError(f"CIFAR-10 folder '{root}' not found: {_cifar10_hint(self.config.root)}")
+        train = [self._read_batch(root / f"data_batch_{i}") for i in range(1, 6)]
+        test_images, self.test_labels = self._read_batch(root / "test_batch")
+        self.train_labels = torch.cat([labels for _, labels in train])
+        return torch.cat([images for images, _ in train]), test_images
+
+    def source(self) -> str:
+        return f"CIFAR-10 folder '{self.config.root}'"
+
+    def to_samples(self, stored: torch.Tensor) -> torch.Tensor:
+        return stored.float() / 127.5 - 1
+
+    def _read_batch(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pickled batch: uint8 images (N, 3, 32, 32) and int64 labels (N,)."""
+        if not path.is_file():
+            raise DataError(f"CIFAR-10 file '{path}' not found: {_cifar10_hint(self.config.root)}")
+        try:
+            with path.open("rb") as file:
+                batch = pickle.load(file, encoding="bytes")
+            images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as error:
+            raise DataError(f"CIFAR-10 file '{path}' cannot be read ({type(error).__name__}: {error}); "
+                            f"it may be damaged: {_cifar10_hint(self.config.root)}") from None
+        return torch.from_numpy(images), torch.from_numpy(labels)

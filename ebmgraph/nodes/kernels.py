@@ -1,0 +1,150 @@
+"""MCMC transition kernels on an energy: unadjusted Langevin and MALA on the same proposal."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import attrs
+import torch
+
+from ebmgraph.nodes.langevin_parameters import LangevinParameters
+from ebmgraph.nodes.ports import SAMPLE, Port, ShapeError, Value, model_ref
+from ebmgraph.nodes.registry import NODES, Node
+
+
+@contextlib.contextmanager
+def frozen_parameters(module: torch.nn.Module) -> Iterator[None]:
+    """Switch parameter gradients off while sampling: no accumulation, and a cheaper backward."""
+    parameters = [p for p in module.parameters() if p.requires_grad]
+    for p in parameters:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in parameters:
+            p.requires_grad_(True)
+
+
+def energy_and_gradient(energy: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """E(x) per sample and its gradient with respect to x."""
+    x = x.detach().requires_grad_(True)
+    e = energy(x)
+    (grad,) = torch.autograd.grad(e.sum(), x)
+    return e.detach(), grad
+
+
+def clip_gradient(grad: torch.Tensor, value: float | None, norm: float | None) -> torch.Tensor:
+    """Clip by value, then rescale each sample's gradient to at most ``norm`` (L2 over its dims)."""
+    if value is not None:
+        grad = grad.clamp(-value, value)
+    if norm is not None:
+        sample_norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
+        scale = (norm / sample_norm).clamp(max=1.0)
+        grad = grad * scale.view(-1, *([1] * (grad.dim() - 1)))
+    return grad
+
+
+class _Kernel(Node):
+    family = "kernel"
+    Config = LangevinParameters
+    inputs = (Port("energy", model_ref("energy"), "the energy E(x) to sample from"),
+              Port("init", SAMPLE, "initial states of the chains"))
+    outputs = (Port("x", SAMPLE, "states after the last step (a constant for parameter learning)"),)
+
+    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
+        out_shape = self.check_model_input("energy", "init", inputs["init"])
+        batch = inputs["init"].shape[0]
+        if out_shape != (batch,):
+            raise ShapeError("init", f"energy must give one scalar per sample, shape ({batch},), but gives {out_shape}")
+        return {"x": Value(SAMPLE, inputs["init"].shape)}
+
+    def _gradient(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        energy, grad = energy_and_gradient(self.models["energy"], x)
+        return energy, clip_gradient(grad, c.clip_grad_value, c.clip_grad_norm)
+
+    def _record(self, ctx, first_energy: torch.Tensor, last_energy: torch.Tensor, grad: torch.Tensor) -> None:
+        ctx.record(self.name, "energy_start", first_energy.mean())
+        ctx.record(self.name, "energy_end", last_energy.mean())
+        ctx.record(self.name, "grad_norm", grad.flatten(1).norm(dim=1).mean())
+
+
+@NODES.register
+class Langevin(_Kernel):
+    """Unadjusted Langevin dynamics, K steps of ``x <- x - a grad E(x) / T + b xi`` (DESIGN's single
+    parameterization; see ``ebmgraph check`` for the resolved a, b and effective temperature),
+    with optional gradient clipping (by value or per-sample norm) and state clamping."""
+
+    type_name = "langevin"
+
+    def __call__(self, ctx, init: torch.Tensor) -> dict[str, torch.Tensor]:
+        c = self.config
+        _, noise, _ = c.resolved()
+        drift = c.drift
+        generator = ctx.generator(self.name)
+        x = init.detach()
+        first = last = grad = None
+        with frozen_parameters(self.models["energy"]):
+            for _ in range(c.steps):
+                last, grad = self._gradient(x)
+                first = last if first is None else first
+                x = x - drift * grad + noise * torch.randn(x.shape, generator=generator, device=x.device)
+                if c.clamp is not None:
+                    x = x.clamp(*c.clamp)
+        if grad is not None:
+            self._record(ctx, first, last, grad)
+        return {"x": x.detach()}
+
+
+@attrs.define
+class MalaConfig(LangevinParameters):
+    """Langevin parameters; the Metropolis correction targets exp(-E / T_eff)."""
+
+
+@NODES.register
+class Mala(_Kernel):
+    """Metropolis-adjusted Langevin: the Langevin proposal ``y = x - a grad E(x) / T + b xi`` accepted
+    with probability min(1, pi(y) q(x|y) / (pi(x) q(y|x))) for pi = exp(-E / T_eff). With ``clamp``
+    the target is restricted to the box: proposals outside it are rejected."""
+
+    type_name = "mala"
+    Config = MalaConfig
+
+    def log_acceptance(self, x, y, energy_x, energy_y, grad_x, grad_y) -> torch.Tensor:
+        """log pi(y) + log q(x|y) - log pi(x) - log q(y|x), per sample."""
+        c = self.config
+        _, noise, _ = c.resolved()
+        drift = c.drift
+        log_q_forward = -((y - x + drift * grad_x).flatten(1) ** 2).sum(1) / (2 * noise**2)
+        log_q_backward = -((x - y + drift * grad_y).flatten(1) ** 2).sum(1) / (2 * noise**2)
+        return (energy_x - energy_y) / c.effective_temperature + log_q_backward - log_q_forward
+
+    def __call__(self, ctx, init: torch.Tensor) -> dict[str, torch.Tensor]:
+        c = self.config
+        _, noise, _ = c.resolved()
+        generator = ctx.generator(self.name)
+        x = init.detach()
+        accepted = torch.zeros((), device=x.device)
+        first = grad_x = None
+        with frozen_parameters(self.models["energy"]):
+            energy_x, grad_x = self._gradient(x) if c.steps else (None, None)
+            first = energy_x
+            for _ in range(c.steps):
+                y = x - c.drift * grad_x + noise * torch.randn(x.shape, generator=generator, device=x.device)
+                energy_y, grad_y = self._gradient(y)
+                log_alpha = self.log_acceptance(x, y, energy_x, energy_y, grad_x, grad_y)
+                if c.clamp is not None:
+                    inside = ((y >= c.clamp[0]) & (y <= c.clamp[1])).flatten(1).all(1)
+                    log_alpha = torch.where(inside, log_alpha, torch.full_like(log_alpha, -torch.inf))
+                uniform = torch.rand(log_alpha.shape, generator=generator, device=x.device)
+                accept = torch.log(uniform) < log_alpha
+                mask = accept.view(-1, *([1] * (x.dim() - 1)))
+                x = torch.where(mask, y, x)
+                energy_x = torch.where(accept, energy_y, energy_x)
+                grad_x = torch.where(mask, grad_y, grad_x)
+                accepted = accepted + accept.float().mean()
+        if c.steps:
+            self._record(ctx, first, energy_x, grad_x)
+            ctx.record(self.name, "acceptance", accepted / c.steps)
+        return {"x": x.detach()}

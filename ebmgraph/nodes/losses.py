@@ -1,0 +1,77 @@
+"""Energy evaluation and the losses of contrastive-divergence training."""
+
+from __future__ import annotations
+
+import attrs
+import torch
+
+from ebmgraph.nodes.ports import ENERGY, LOSS, SAMPLE, Port, ShapeError, Value, model_ref
+from ebmgraph.nodes.registry import NODES, Node
+
+
+@NODES.register
+class EvaluateEnergy(Node):
+    """E(x) for a batch: one scalar per sample, differentiable with respect to the energy's parameters."""
+
+    type_name = "evaluate_energy"
+    family = "model"
+    inputs = (Port("energy", model_ref("energy"), "the energy model"),
+              Port("x", SAMPLE, "the samples to score"))
+    outputs = (Port("energy", ENERGY, "E(x), shape (batch,)"),)
+
+    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
+        shape = self.check_model_input("energy", "x", inputs["x"])
+        if shape != inputs["x"].shape[:1]:
+            raise ShapeError("x", f"energy must give one scalar per sample, shape {inputs['x'].shape[:1]}, "
+                                  f"but gives {shape}")
+        return {"energy": Value(ENERGY, shape)}
+
+    def __call__(self, ctx, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"energy": self.models["energy"](x)}
+
+
+class _PairLoss(Node):
+    family = "loss"
+    inputs = (Port("positive", ENERGY, "energies of data samples, E(x+)"),
+              Port("negative", ENERGY, "energies of model samples, E(x-)"))
+    outputs = (Port("loss", LOSS, "the scalar loss"),)
+
+    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
+        return {"loss": Value(LOSS, ())}
+
+
+@attrs.define
+class ContrastiveDivergenceConfig:
+    weight: float = 1.0
+
+
+@NODES.register
+class ContrastiveDivergence(_PairLoss):
+    """Maximum-likelihood gradient of an EBM: ``weight * (mean E(x+) - mean E(x-))``, with x- from
+    a kernel (a constant). Records E+, E- and their gap."""
+
+    type_name = "contrastive_divergence"
+    Config = ContrastiveDivergenceConfig
+
+    def __call__(self, ctx, positive: torch.Tensor, negative: torch.Tensor) -> dict[str, torch.Tensor]:
+        e_pos, e_neg = positive.mean(), negative.mean()
+        ctx.record(self.name, "E+", e_pos)
+        ctx.record(self.name, "E-", e_neg)
+        ctx.record(self.name, "gap", e_neg - e_pos)
+        return {"loss": self.config.weight * (e_pos - e_neg)}
+
+
+@attrs.define
+class EnergyRegularizerConfig:
+    alpha: float = 1.0
+
+
+@NODES.register
+class EnergyRegularizer(_PairLoss):
+    """Energy-magnitude regularizer of Du & Mordatch (2019): ``alpha * mean(E(x+)^2 + E(x-)^2)``."""
+
+    type_name = "energy_regularizer"
+    Config = EnergyRegularizerConfig
+
+    def __call__(self, ctx, positive: torch.Tensor, negative: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loss": self.config.alpha * (positive.pow(2).mean() + negative.pow(2).mean())}

@@ -1,0 +1,66 @@
+"""Port types: what may flow along an edge, and the shapes checked before any real tensor exists."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+Kind = Literal["sample", "energy", "loss", "model"]
+
+
+@attrs.frozen
+class PortType:
+    """``Sample`` (a batch of states), ``Energy`` (per-sample scalars), ``Loss`` (a scalar) or
+    ``Model[role]`` (a reference to a model with that role)."""
+
+    kind: Kind
+    role: str | None = None
+
+    def __str__(self) -> str:
+        name = self.kind.capitalize()
+        return f"{name}[{self.role}]" if self.role else name
+
+
+SAMPLE = PortType("sample")
+ENERGY = PortType("energy")
+LOSS = PortType("loss")
+
+
+def model_ref(role: str) -> PortType:
+    return PortType("model", role)
+
+
+@attrs.frozen
+class Port:
+    """A named input or output of a node type.
+
+    ``delay`` marks a bank's write input: its value is stored at the end of the step and read at
+    the start of the next, so the edge is a unit delay and never closes a cycle.
+    """
+
+    name: str
+    type: PortType
+    doc: str = ""
+    optional: bool = False
+    delay: bool = False
+
+
+@attrs.frozen
+class Value:
+    """What the checker knows about a value on an edge: its port type and full shape (batch first)."""
+
+    type: PortType
+    shape: tuple[int, ...] | None = None
+
+    def describe(self) -> str:
+        return f"{self.type} of shape {tuple(self.shape)}" if self.shape is not None else str(self.type)
+
+
+class ShapeError(Exception):
+    """Raised during shape propagation; ``port`` is the input port whose value does not fit."""
+
+    def __init__(self, port: str, detail: str):
+        super().__init__(detail)
+        self.port = port
+        self.detail = detail

@@ -1,0 +1,66 @@
+"""The registry as a reference: ``ebmgraph nodes`` (text) and docs/nodes.md (Markdown)."""
+
+from __future__ import annotations
+
+import attrs
+
+from ebmgraph.nodes.catalog import MODELS, NODES, OPTIMIZERS
+
+
+def _type_name(annotation) -> str:
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    return text.replace("typing.", "")
+
+
+def _fields(config_cls) -> list[tuple[str, str, str]]:
+    out = []
+    for field in attrs.fields(config_cls):
+        if field.default is attrs.NOTHING:
+            default = "required"
+        elif isinstance(field.default, attrs.Factory):
+            default = repr(field.default.factory())
+        else:
+            default = repr(field.default)
+        out.append((field.name, _type_name(field.type), default))
+    return out
+
+
+def _entries():
+    """(section, type name, docstring, ports, config fields) for every registered type."""
+    for cls in NODES:
+        ports = [("in", p.name, str(p.type) + (" (delay)" if p.delay else ""), p.doc) for p in cls.inputs]
+        ports += [("out", p.name, str(p.type), p.doc) for p in cls.outputs]
+        yield f"node ({cls.family})", cls.type_name, cls.doc(), ports, _fields(cls.Config)
+    for cls in MODELS:
+        yield f"model ({getattr(cls, 'role', 'copy of another model')})", cls.type_name, cls.doc(), [], _fields(cls.Config)
+    for cls in OPTIMIZERS:
+        yield "optimizer", cls.type_name, cls.doc(), [], _fields(cls.Config)
+
+
+def text_reference() -> str:
+    lines = []
+    for section, name, doc, ports, fields in _entries():
+        lines.append(f"{name}  [{section}]")
+        lines += [f"    {line}" for line in doc.splitlines()]
+        for direction, port, kind, port_doc in ports:
+            lines.append(f"    {direction:>3} {port}: {kind}  {port_doc}")
+        for field, kind, default in fields:
+            lines.append(f"    {field}: {kind} = {default}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def markdown_reference() -> str:
+    lines = ["# Node reference", "",
+             "Generated from the registry by `ebmgraph nodes --markdown`; do not edit by hand.", ""]
+    for section, name, doc, ports, fields in _entries():
+        lines += [f"## `{name}` ({section})", "", doc, ""]
+        if ports:
+            lines += ["| port | direction | type | meaning |", "|---|---|---|---|"]
+            lines += [f"| `{port}` | {direction} | `{kind}` | {port_doc} |" for direction, port, kind, port_doc in ports]
+            lines.append("")
+        if fields:
+            lines += ["| key | type | default |", "|---|---|---|"]
+            lines += [f"| `{field}` | `{kind}` | `{default}` |" for field, kind, default in fields]
+            lines.append("")
+    return "\n".join(lines)

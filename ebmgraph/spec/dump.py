@@ -1,0 +1,46 @@
+"""Dump a resolved GraphSpec back to YAML (loading the dump gives an equal spec)."""
+
+from __future__ import annotations
+
+import yaml
+
+from ebmgraph.spec.convert import unstructure
+from ebmgraph.spec.schema import GraphSpec, NodeSpec
+
+
+def _node(spec: NodeSpec) -> dict:
+    return {"type": spec.type, **spec.inputs, **unstructure(spec.config)}
+
+
+def _plain(value):
+    """Tuples become lists so that safe YAML can write them."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def to_dict(spec: GraphSpec) -> dict:
+    return _plain({
+        "name": spec.name,
+        "paper": spec.paper,
+        "seed": spec.seed,
+        "data": _node(spec.data),
+        "models": {name: {"type": m.type, **unstructure(m.config)} for name, m in spec.models.items()},
+        "nodes": {name: _node(n) for name, n in spec.nodes.items()},
+        "losses": {name: _node(n) for name, n in spec.losses.items()},
+        "optimizers": {name: {"type": o.type, "models": list(o.models), "losses": list(o.losses),
+                              "clip_grad_norm": o.clip_grad_norm, **unstructure(o.config)}
+                       for name, o in spec.optimizers.items()},
+        "schedule": unstructure(spec.schedule),
+        "train": unstructure(spec.train),
+        "eval": unstructure(spec.eval),
+    })
+
+
+def dumps(spec: GraphSpec) -> str:
+    """YAML text of the resolved graph (profiles already applied, so none are written)."""
+    return yaml.safe_dump(to_dict(spec), sort_keys=False, default_flow_style=None, width=100)
+
+

@@ -1,0 +1,169 @@
+"""Load a graph file into a GraphSpec: profile and overrides, then every section, all errors at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ebmgraph.errors import Diagnostic, GraphError
+from ebmgraph.nodes.catalog import MODELS, NODES, OPTIMIZERS
+from ebmgraph.spec.convert import describe, structure
+from ebmgraph.spec.overrides import apply_profile, apply_set
+from ebmgraph.spec.schema import (BINDING_KEYS, REQUIRED_SECTIONS, SECTIONS, EvalSpec, GraphSpec, ModelSpec,
+                                  NodeSpec, OptimizerSpec, ScheduleSpec, TrainSpec)
+from ebmgraph.spec.source import Path_, Source, load_file, load_source
+from ebmgraph.spec.suggest import did_you_mean, one_of
+
+
+class _Loader:
+    def __init__(self, src: Source):
+        self.src = src
+        self.errors: list[Diagnostic] = []
+
+    def error(self, path: Path_, message: str, *, key: bool = False) -> None:
+        self.errors.append(self.src.diagnostic(path, message, key=key))
+
+    def value(self, section: str, cls: type, default: Any) -> Any:
+        raw = self.src.data.get(section)
+        if raw is None:
+            return default
+        result = structure(cls, raw, self.src, (section,), self.errors)
+        return default if result is None else result
+
+    def mapping(self, section: str) -> dict:
+        raw = self.src.data.get(section)
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.error((section,), f"expected a mapping of names to entries, found {describe(raw)}")
+            return {}
+        return raw
+
+    def _typed(self, body: Any, path: Path_, registry, what: str, extra: tuple[str, ...]):
+        """(type class, config, extra values) of one ``{type: ..., ...}`` entry, or None."""
+        if not isinstance(body, dict):
+            self.error(path, f"expected a mapping with a 'type' key, found {describe(body)}")
+            return None
+        type_name = body.get("type")
+        if type_name is None:
+            self.error(path, f"missing required key 'type' (one of the {what} types: {one_of(registry.names())})")
+            return None
+        cls = registry.get(type_name) if isinstance(type_name, str) else None
+        if cls is None:
+            self.error(path + ("type",), f"unknown {what} type {describe(type_name)}"
+                                         f"{did_you_mean(type_name, registry.names())}")
+            return None
+        fields = [f.name for f in attrs.fields(cls.Config)]
+        allowed = set(fields) | set(extra) | {"type"}
+        ok = True
+        for key in body:
+            if key not in allowed:
+                self.error(path + (key,), f"unknown key '{key}' for {what} type '{type_name}'"
+                                          f"{did_you_mean(key, allowed)}; expected one of {one_of(allowed)}", key=True)
+                ok = False
+        config = structure(cls.Config, {k: v for k, v in body.items() if k in fields}, self.src, path, self.errors)
+        if config is None or not ok:
+            return None
+        for key, message in getattr(config, "problems", lambda: [])():
+            self.error(path + (key,) if key in body else path, message)
+        return cls, config, {k: body[k] for k in extra if k in body}
+
+    def node(self, body: Any, path: Path_) -> NodeSpec | None:
+        ports = _port_names(body.get("type")) if isinstance(body, dict) else ()
+        typed = self._typed(body, path, NODES, "node", ports)
+        if typed is None:
+            return None
+        cls, config, wired = typed
+        inputs = {}
+        for port, ref in wired.items():
+            if not isinstance(ref, str):
+                self.error(path + (port,), f"expected a reference 'node' or 'node.port' for input port '{port}', "
+                                           f"found {describe(ref)}")
+            else:
+                inputs[port] = ref
+        return NodeSpec(type=cls.type_name, inputs=inputs, config=config)
+
+    def model(self, body: Any, path: Path_) -> ModelSpec | None:
+        typed = self._typed(body, path, MODELS, "model", ())
+        return None if typed is None else ModelSpec(type=typed[0].type_name, config=typed[1])
+
+    def optimizer(self, body: Any, path: Path_) -> OptimizerSpec | None:
+        typed = self._typed(body, path, OPTIMIZERS, "optimizer", BINDING_KEYS)
+        if typed is None:
+            return None
+        cls, config, binding = typed
+        lists = {}
+        for key in ("models", "losses"):
+            value = binding.get(key)
+            if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+                self.error(path + (key,) if key in binding else path,
+                           f"expected a non-empty list of {key[:-1]} names for key '{key}', found "
+                           f"{describe(value) if key in binding else 'nothing'}")
+            lists[key] = value if isinstance(value, list) else []
+        clip = structure(float | None, binding.get("clip_grad_norm"), self.src, path + ("clip_grad_norm",),
+                         self.errors)
+        return OptimizerSpec(type=cls.type_name, models=lists["models"], losses=lists["losses"],
+                             clip_grad_norm=clip, config=config)
+
+    def entries(self, section: str, make) -> dict:
+        out = {}
+        for name, body in self.mapping(section).items():
+            if not isinstance(name, str) or not name.isidentifier() or name == "data":
+                self.error((section, name), f"invalid name {describe(name)}: names must be Python identifiers "
+                                            "(letters, digits, underscores) other than 'data'", key=True)
+                continue
+            made = make(body, (section, name))
+            if made is not None:
+                out[name] = made
+        return out
+
+    def graph(self, profile: str | None) -> GraphSpec:
+        data = self.src.data
+        for key in data:
+            if key not in SECTIONS:
+                self.error((key,), f"unknown section '{key}'{did_you_mean(key, SECTIONS)}; expected one of "
+                                   f"{one_of(SECTIONS)}", key=True)
+        for key in REQUIRED_SECTIONS:
+            if key not in data:
+                self.errors.append(Diagnostic(self.src.file, 1, 1, key, "missing required section"))
+        name = self.value("name", str, "")
+        paper = self.value("paper", str, "")
+        seed = self.value("seed", int, 0)
+        data_node = self.node(data["data"], ("data",)) if "data" in data else None
+        spec = GraphSpec(
+            name=name, paper=paper, seed=seed, data=data_node,
+            models=self.entries("models", self.model),
+            nodes=self.entries("nodes", self.node),
+            losses=self.entries("losses", self.node),
+            optimizers=self.entries("optimizers", self.optimizer),
+            schedule=self.value("schedule", ScheduleSpec, ScheduleSpec()),
+            train=self.value("train", TrainSpec, TrainSpec()),
+            eval=self.value("eval", EvalSpec, EvalSpec()),
+            profile=profile, source=self.src)
+        if self.errors:
+            raise GraphError(self.errors)
+        return spec
+
+
+def _port_names(type_name: Any) -> tuple[str, ...]:
+    cls = NODES.get(type_name) if isinstance(type_name, str) else None
+    return tuple(p.name for p in cls.inputs) if cls else ()
+
+
+def resolve(src: Source, profile: str | None = None, overrides: tuple[str, ...] = ()) -> GraphSpec:
+    applied = apply_profile(src, profile)
+    for assignment in overrides:
+        apply_set(src, assignment)
+    return _Loader(src).graph(applied)
+
+
+def load_graph(path: str | Path, profile: str | None = None, overrides: tuple[str, ...] = ()) -> GraphSpec:
+    """Read, override and structure a graph file; raises GraphError listing every problem."""
+    return resolve(load_file(path), profile, overrides)
+
+
+def loads_graph(text: str, file: str = "<string>", profile: str | None = None,
+                overrides: tuple[str, ...] = ()) -> GraphSpec:
+    return resolve(load_source(text, file), profile, overrides)

@@ -1,0 +1,87 @@
+"""Profiles (named override sets) and ``--set a.b.c=value`` overrides, merged into a Source."""
+
+from __future__ import annotations
+
+import copy
+
+import yaml
+
+from ebmgraph.errors import Diagnostic, GraphError
+from ebmgraph.spec.source import Location, Path_, Source
+from ebmgraph.spec.suggest import did_you_mean, one_of
+
+
+def merge(base: dict, override: dict, src: Source, base_path: Path_, override_path: Path_ | None,
+          origin: Location | None = None) -> dict:
+    """Deep-merge ``override`` into ``base``. A mapping whose ``type`` changes replaces the old one
+    whole (its old keys belong to another type); lists and scalars replace.
+
+    Locations of merged values are taken from ``override_path`` (a profile) or ``origin`` (``--set``)."""
+    out = dict(base)
+    if "type" in override and isinstance(base, dict) and override.get("type") != base.get("type"):
+        out = {}
+    for key, value in override.items():
+        path = base_path + (key,)
+        source_path = override_path + (key,) if override_path is not None else None
+        _relocate(src, path, source_path, origin)
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value, src, path, source_path, origin)
+        else:
+            out[key] = copy.deepcopy(value)
+            _relocate_subtree(src, path, source_path, origin, value)
+    return out
+
+
+def _relocate(src: Source, path: Path_, source_path: Path_ | None, origin: Location | None) -> None:
+    for table in (src.key_locations, src.value_locations):
+        located = table.get(source_path) if source_path is not None else origin
+        if located is not None:
+            table[path] = located
+
+
+def _relocate_subtree(src: Source, path: Path_, source_path: Path_ | None, origin: Location | None, value) -> None:
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        child_source = source_path + (key,) if source_path is not None else None
+        _relocate(src, path + (key,), child_source, origin)
+        _relocate_subtree(src, path + (key,), child_source, origin, child)
+
+
+def apply_profile(src: Source, profile: str | None) -> str | None:
+    """Merge profile ``profile`` (``default`` when None and present) into ``src.data``; return its name."""
+    profiles = src.data.get("profiles") or {}
+    if not isinstance(profiles, dict):
+        raise GraphError([src.diagnostic(("profiles",), "expected a mapping of profile names to overrides")])
+    if profile is None:
+        profile = "default" if "default" in profiles else None
+        if profile is None:
+            return None
+    if profile not in profiles:
+        known = one_of(profiles) if profiles else "none"
+        raise GraphError([Diagnostic(src.file, None, None, "profiles",
+                                     f"unknown profile '{profile}'{did_you_mean(profile, profiles)}; "
+                                     f"this graph has: {known}")])
+    overrides = profiles[profile] or {}
+    if not isinstance(overrides, dict):
+        raise GraphError([src.diagnostic(("profiles", profile), "expected a mapping of overrides")])
+    src.data = merge(src.data, overrides, src, (), ("profiles", profile))
+    return profile
+
+
+def apply_set(src: Source, assignment: str) -> None:
+    """Apply one ``dotted.key=value`` (the value is parsed as YAML)."""
+    origin = Location(f"--set {assignment}", None, None)
+    if "=" not in assignment:
+        raise GraphError([Diagnostic(origin.file, None, None, "", "expected KEY=VALUE, e.g. train.steps=100")])
+    key, text = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    override: dict = {}
+    cursor = override
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    src.data = merge(src.data, override, src, (), None, origin)

@@ -1,0 +1,117 @@
+"""attrs classes for the sections of a graph file."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+
+from ebmgraph.spec.source import Source
+
+
+@attrs.define
+class TrainSpec:
+    """``train:`` how long to run and what to write."""
+
+    steps: int = 1000
+    log_every: int = 10
+    sample_every: int = 200
+    checkpoint_every: int = 200
+    samples: str | None = None
+    grid: int = 64
+    device: str = "cpu"
+    out: str = "runs"
+    progress: bool = True
+    max_abs_energy: float = 1e6
+
+
+@attrs.define
+class PhaseSpec:
+    """One update phase: the optimizers that step together, ``repeat`` times."""
+
+    optimizers: list[str]
+    repeat: int = 1
+
+
+@attrs.define
+class ScheduleSpec:
+    """``schedule:`` the order of update phases in a step (default: one phase of all optimizers)."""
+
+    phases: list[PhaseSpec] = attrs.field(factory=list)
+
+
+@attrs.define
+class EvalSpec:
+    """``eval:`` how evaluation samples are drawn: fresh chains from ``init`` noise run through the
+    settings of kernel node ``kernel`` for ``steps`` steps (defaults: the first kernel, its steps).
+    Uniform noise lies on [low, high]; gaussian noise has standard deviation ``std``."""
+
+    kernel: str | None = None
+    steps: int | None = None
+    n: int = 64
+    init: Literal["uniform", "gaussian"] = "uniform"
+    low: float = -1.0
+    high: float = 1.0
+    std: float = 1.0
+
+
+@attrs.define
+class NodeSpec:
+    """A node: its registered ``type``, the references wired to its input ports and its config."""
+
+    type: str
+    inputs: dict[str, str]
+    config: Any
+
+
+@attrs.define
+class ModelSpec:
+    type: str
+    config: Any
+
+
+@attrs.define
+class OptimizerSpec:
+    """Binds the parameters of ``models`` to the sum of ``losses``."""
+
+    type: str
+    models: list[str]
+    losses: list[str]
+    clip_grad_norm: float | None
+    config: Any
+
+
+BINDING_KEYS = ("models", "losses", "clip_grad_norm")
+
+
+@attrs.define
+class GraphSpec:
+    """A resolved graph file (profile and ``--set`` overrides applied)."""
+
+    name: str
+    paper: str
+    seed: int
+    data: NodeSpec
+    models: dict[str, ModelSpec]
+    nodes: dict[str, NodeSpec]
+    losses: dict[str, NodeSpec]
+    optimizers: dict[str, OptimizerSpec]
+    schedule: ScheduleSpec
+    train: TrainSpec
+    eval: EvalSpec
+    profile: str | None = attrs.field(default=None, eq=False)
+    source: Source | None = attrs.field(default=None, eq=False, repr=False)
+
+    def all_nodes(self) -> dict[str, NodeSpec]:
+        """Every node by name, in file order: the data node, then ``nodes``, then ``losses``."""
+        return {"data": self.data, **self.nodes, **self.losses}
+
+    def node_path(self, name: str) -> tuple[str, ...]:
+        if name == "data":
+            return ("data",)
+        return ("losses", name) if name in self.losses else ("nodes", name)
+
+
+SECTIONS = ("name", "paper", "seed", "data", "models", "nodes", "losses", "optimizers", "schedule", "train",
+            "eval", "profiles")
+REQUIRED_SECTIONS = ("name", "data", "models", "losses", "optimizers")
