@@ -41,7 +41,7 @@ def _call(checked: CheckedGraph, name: str) -> str:
 
 
 def node_location(checked: CheckedGraph, name: str) -> str:
-    loc = checked.spec.source.locate(checked.spec.node_path(name)) if checked.spec.source else None
+    loc = checked.spec.source.locate(checked.spec.node_path(name), key=True) if checked.spec.source else None
     return f"{loc.file}:{loc.line}" if loc and loc.line else "?"
 
 

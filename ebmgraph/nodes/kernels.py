@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import attrs
 import torch
+from torch.nn.utils import parametrize
 
 from ebmgraph.nodes.langevin_parameters import LangevinParameters
 from ebmgraph.nodes.ports import SAMPLE, Port, ShapeError, Value, model_ref
@@ -15,12 +16,14 @@ from ebmgraph.nodes.registry import NODES, Node
 
 @contextlib.contextmanager
 def frozen_parameters(module: torch.nn.Module) -> Iterator[None]:
-    """Switch parameter gradients off while sampling: no accumulation, and a cheaper backward."""
+    """Switch parameter gradients off while sampling: no accumulation, and a cheaper backward.
+    Parametrized weights (spectral norm) are computed once for the whole chain, not every step."""
     parameters = [p for p in module.parameters() if p.requires_grad]
     for p in parameters:
         p.requires_grad_(False)
     try:
-        yield
+        with parametrize.cached():
+            yield
     finally:
         for p in parameters:
             p.requires_grad_(True)

@@ -7,7 +7,7 @@ import copy
 import yaml
 
 from ebmgraph.errors import Diagnostic, GraphError
-from ebmgraph.spec.source import Location, Path_, Source
+from ebmgraph.spec.source import Location, Path_, Source, parse_value
 from ebmgraph.spec.suggest import did_you_mean, one_of
 
 
@@ -23,11 +23,11 @@ def merge(base: dict, override: dict, src: Source, base_path: Path_, override_pa
     for key, value in override.items():
         path = base_path + (key,)
         source_path = override_path + (key,) if override_path is not None else None
-        _relocate(src, path, source_path, origin)
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value, src, path, source_path, origin)
         else:
             out[key] = copy.deepcopy(value)
+            _relocate(src, path, source_path, origin)
             _relocate_subtree(src, path, source_path, origin, value)
     return out
 
@@ -75,7 +75,7 @@ def apply_set(src: Source, assignment: str) -> None:
         raise GraphError([Diagnostic(origin.file, None, None, "", "expected KEY=VALUE, e.g. train.steps=100")])
     key, text = assignment.split("=", 1)
     try:
-        value = yaml.safe_load(text)
+        value = parse_value(text)
     except yaml.YAMLError:
         value = text
     override: dict = {}

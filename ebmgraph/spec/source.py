@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import re
+
 import attrs
 import yaml
 
@@ -62,6 +64,29 @@ def dotted(path: Path_) -> str:
     return out
 
 
+class GraphLoader(yaml.SafeLoader):
+    """Safe YAML that also reads ``1e-4`` as a number (YAML 1.2; PyYAML's 1.1 rules need ``1.0e-4``)."""
+
+
+GraphLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def parse_value(text: str):
+    """A YAML scalar or flow value as graph files read it (used for ``--set``)."""
+    return yaml.load(text, Loader=GraphLoader)
+
+
+def _scalar(node: yaml.Node):
+    return GraphLoader("").construct_object(node, deep=True)
+
+
 def _location(file: str, node: yaml.Node) -> Location:
     return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -71,7 +96,7 @@ def _walk(node: yaml.Node, path: Path_, file: str, src: Source) -> Any:
     if isinstance(node, yaml.MappingNode):
         out = {}
         for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node))
+            key = _scalar(key_node)
             if key in out:
                 raise GraphError([src.diagnostic(path, f"duplicate key '{key}'")])
             src.key_locations[path + (key,)] = _location(file, key_node)
@@ -79,14 +104,14 @@ def _walk(node: yaml.Node, path: Path_, file: str, src: Source) -> Any:
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_walk(item, path + (i,), file, src) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
+    return _scalar(node)
 
 
 def load_source(text: str, file: str) -> Source:
     """Parse YAML text; syntax errors become a GraphError with the file and line."""
     src = Source(data={}, file=file)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=GraphLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)

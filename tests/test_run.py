@@ -1,0 +1,88 @@
+"""End to end: the CLI trains, writes its run directory, samples, and stops cleanly on failures."""
+
+import json
+
+import pytest
+import torch
+
+from ebmgraph.cli import main
+from ebmgraph.engine.program import Program
+from ebmgraph.engine.runner import Runner
+from ebmgraph.errors import DivergenceError, NodeError
+from ebmgraph.nodes.kernels import Langevin
+from ebmgraph.store.checkpoint import CHECKPOINT
+from tests.conftest import FAST
+
+
+def _set_args(*overrides):
+    return [arg for override in FAST + overrides for arg in ("--set", override)]
+
+
+def test_run_writes_the_run_directory_and_sample_draws_fresh_chains(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "graphs/igebm.yaml", "--out", str(out), *_set_args()]) == 0
+    for name in ("graph.yaml", "step.py", "metrics.jsonl", CHECKPOINT, "banks.h5", "samples/step_000004.png"):
+        assert (out / name).exists(), name
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert {"loss/cd", "loss/regularizer", "cd/E+", "cd/E-", "cd/gap", "negatives/grad_norm",
+            "bank/reinit_fraction", "steps_per_second"} <= set(records[-1])
+
+    assert main(["sample", str(out), "--n", "8", "--steps", "5"]) == 0
+    png = capsys.readouterr().out.strip()
+    assert png.endswith("fresh_5steps.png") and (out / "samples" / "fresh_5steps.png").stat().st_size > 0
+
+
+def test_toy_profile_runs(tmp_path):
+    out = tmp_path / "toy"
+    assert main(["run", "graphs/short_run.yaml", "--profile", "toy2d", "--out", str(out),
+                 "--set", "train.steps=2", "--set", "train.progress=false", "--set", "nodes.negatives.steps=2"]) == 0
+    assert (out / "samples" / "step_000002.png").exists()
+
+
+def test_exception_inside_a_node_names_the_node_and_line(monkeypatch, fast_graph):
+    program = Program(fast_graph("short_run"))
+
+    def broken(self, ctx, init):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Langevin, "__call__", broken)
+    with pytest.raises(NodeError) as error:
+        program.step(0)
+    assert str(error.value) == ("graphs/short_run.yaml:25: node 'negatives' (langevin) failed at step 0: "
+                                "RuntimeError: boom")
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, fast_graph):
+    run_dir = tmp_path / "run"
+    Runner(fast_graph("short_run", "train.steps=2"), run_dir).run()
+    good = torch.load(run_dir / CHECKPOINT, weights_only=False)
+
+    diverging = fast_graph("short_run", "train.max_abs_energy=1e-12")
+    with pytest.raises(DivergenceError) as error:
+        Runner(diverging, run_dir).run()
+    assert "step 2: diverged at node 'positive_energy'" in str(error.value)
+    assert "last good checkpoint" in str(error.value)
+    kept = torch.load(run_dir / CHECKPOINT, weights_only=False)
+    assert kept["step"] == 2
+    for key, value in good["models"]["energy"].items():
+        assert torch.equal(value, kept["models"]["energy"][key])
+
+
+def test_cli_reports_divergence_with_exit_code(tmp_path, capsys):
+    code = main(["run", "graphs/short_run.yaml", "--out", str(tmp_path / "r"),
+                 *_set_args("train.max_abs_energy=1e-12")])
+    assert code == 3
+    assert "diverged at node 'positive_energy'" in capsys.readouterr().err
+
+
+def test_check_and_compile_print_what_they_promise(capsys):
+    assert main(["check", "graphs/igebm.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "negatives (langevin): 30 steps, a=10, b=0.01, T=1, effective T=5e-06" in out
+    assert "energy (conv_energy):" in out and "parameters" in out
+    assert main(["compile", "graphs/igebm.yaml"]) == 0
+    source = capsys.readouterr().out
+    assert 'negatives = N.negatives(ctx, init=bank["x"])' in source
+    assert 'N.bank.write(ctx, store=negatives["x"])' in source
+    compile(source, "step.py", "exec")
