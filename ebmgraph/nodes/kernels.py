@@ -75,7 +75,7 @@ class _Kernel(Node):
 
 @NODES.register
 class Langevin(_Kernel):
-    """Unadjusted Langevin dynamics, K steps of ``x <- x - a grad E(x) / T + b xi`` (DESIGN's single
+    """Unadjusted Langevin dynamics, K steps of ``x <- x - a grad E(x) / T + b xi`` (ebmgraph's single
     parameterization; see ``ebmgraph check`` for the resolved a, b and effective temperature),
     with optional gradient clipping (by value or per-sample norm) and state clamping."""
 
