@@ -15,6 +15,15 @@ def data_shape(spec: GraphSpec) -> tuple[int, ...]:
     return build_node("data", spec, {}, torch.device("meta")).sample_shape
 
 
+class ModelBuildError(Exception):
+    """A model type rejected its config or the data's sample shape."""
+
+    def __init__(self, model: str, detail: str):
+        super().__init__(detail)
+        self.model = model
+        self.detail = detail
+
+
 def build_models(spec: GraphSpec, device: torch.device) -> dict[str, torch.nn.Module]:
     """Every model of the graph, primary models first, derived ones (EMA) copied from them.
 
@@ -27,8 +36,11 @@ def build_models(spec: GraphSpec, device: torch.device) -> dict[str, torch.nn.Mo
             cls = MODELS.get(model.type)
             if not issubclass(cls, DerivedModelType):
                 torch.manual_seed(derive_seed(spec.seed, "model", name))
-                with torch.device(device):
-                    models[name] = cls.build(model.config, shape)
+                try:
+                    with torch.device(device):
+                        models[name] = cls.build(model.config, shape)
+                except (ValueError, RuntimeError) as error:
+                    raise ModelBuildError(name, str(error)) from None
     for name, model in spec.models.items():
         cls = MODELS.get(model.type)
         if issubclass(cls, DerivedModelType) and model.config.of in models:

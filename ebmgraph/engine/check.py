@@ -9,10 +9,10 @@ import attrs
 import networkx as nx
 import torch
 
-from ebmgraph.errors import Diagnostic, GraphError
-from ebmgraph.engine.build import build_models, build_node, model_role
+from ebmgraph.errors import DataError, Diagnostic, GraphError
+from ebmgraph.engine.build import ModelBuildError, build_models, build_node, model_role
 from ebmgraph.nodes.catalog import NODES
-from ebmgraph.nodes.ports import LOSS, Port, ShapeError, Value
+from ebmgraph.nodes.ports import LOSS, Port, ShapeError, Value, model_ref
 from ebmgraph.nodes.registry import Node
 from ebmgraph.spec.schema import GraphSpec
 from ebmgraph.spec.suggest import did_you_mean, one_of
@@ -58,8 +58,8 @@ class _Checker:
         self.errors: list[Diagnostic] = []
         self.edges: list[Edge] = []
 
-    def error(self, path, message: str) -> None:
-        self.errors.append(self.spec.source.diagnostic(tuple(path), message))
+    def error(self, path, message: str, *, key: bool = False) -> None:
+        self.errors.append(self.spec.source.diagnostic(tuple(path), message, key=key))
 
     def raise_if_errors(self) -> None:
         if self.errors:
@@ -68,14 +68,18 @@ class _Checker:
     # references and port types
     def resolve_reference(self, name: str, port: Port, ref: str) -> tuple[str, str] | None:
         path = self.spec.node_path(name) + (port.name,)
-        source, _, source_port = ref.partition(".")
+        source, dot, source_port = ref.partition(".")
+        if source not in self.nodes and source in self.spec.models:
+            self.error(path, f"type mismatch: '{source}' is a model ({model_ref(model_role(self.spec, source))}) "
+                             f"but node '{name}' input '{port.name}' expects {port.type}")
+            return None
         if source not in self.nodes:
-            hint = did_you_mean(source, list(self.nodes) + list(self.spec.models))
+            hint = did_you_mean(source, self.nodes)
             self.error(path, f"input '{port.name}' of node '{name}' refers to unknown node '{source}'{hint}")
             return None
         source_cls = NODES.get(self.nodes[source].type)
         outputs = {p.name: p for p in source_cls.outputs}
-        source_port = source_port or source_cls.outputs[0].name
+        source_port = source_port if dot else source_cls.outputs[0].name
         if source_port not in outputs:
             self.error(path, f"node '{source}' ({source_cls.type_name}) has no output port '{source_port}'"
                              f"{did_you_mean(source_port, outputs)}; its outputs: {one_of(outputs)}")
@@ -107,7 +111,8 @@ class _Checker:
                 if ref is None:
                     if not port.optional:
                         self.error(self.spec.node_path(name),
-                                   f"missing input '{port.name}' ({port.type}) of node '{name}' ({cls.type_name})")
+                                   f"missing input '{port.name}' ({port.type}) of node '{name}' ({cls.type_name})",
+                                   key=True)
                     continue
                 if port.type.kind == "model":
                     self.check_model_port(name, port, ref)
@@ -146,7 +151,7 @@ class _Checker:
                                                      f"'{cls.type_name}' has no Loss output")
             elif name not in bound:
                 self.error(("losses", name), f"loss '{name}' is bound to no optimizer; add it to an optimizer's "
-                                             "'losses' list")
+                                             "'losses' list", key=True)
         for name, node in self.spec.nodes.items():
             if NODES.get(node.type).family == "loss":
                 self.error(("nodes", name, "type"), f"node '{name}' is a loss ({node.type}); move it to the losses "
@@ -175,7 +180,7 @@ class _Checker:
             position = {name: i for i, name in enumerate(self.nodes)}
             return list(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
         path = " -> ".join([edge[0] for edge in cycle] + [cycle[0][0]])
-        self.error(self.spec.node_path(cycle[0][0]), f"cycle: {path} (only a bank's 'write' input may close a loop)")
+        self.error(self.spec.node_path(cycle[0][0]), f"cycle: {path} (only a bank's 'store' input may close a loop)")
         return []
 
     # shapes
@@ -222,6 +227,27 @@ class _Checker:
             self.error(("eval", "kernel"), f"'{kernel}' is not a kernel node{did_you_mean(kernel, kernels)}; "
                                            f"kernels: {one_of(kernels) if kernels else 'none'}")
 
+    def build_models(self, device: torch.device) -> dict[str, torch.nn.Module]:
+        try:
+            return build_models(self.spec, device)
+        except ModelBuildError as error:
+            data = self.spec.data.type
+            self.error(("models", error.model), f"model '{error.model}' ({self.spec.models[error.model].type}) cannot "
+                                                f"take the samples of node 'data' ({data}): {error.detail}", key=True)
+        except DataError as error:
+            self.error(("data",), str(error), key=True)
+        self.raise_if_errors()
+
+    def build_nodes(self, order: list[str], models: dict, device: torch.device) -> dict[str, Node]:
+        built = {}
+        for name in order:
+            try:
+                built[name] = build_node(name, self.spec, models, device)
+            except DataError as error:
+                self.error(self.spec.node_path(name), str(error), key=True)
+        self.raise_if_errors()
+        return built
+
     def run(self) -> CheckedGraph:
         self.wire()
         self.check_models()
@@ -233,8 +259,8 @@ class _Checker:
         order = self.order(graph)
         self.raise_if_errors()
         meta = torch.device("meta")
-        models = build_models(self.spec, meta)
-        built = {name: build_node(name, self.spec, models, meta) for name in order}
+        models = self.build_models(meta)
+        built = self.build_nodes(order, models, meta)
         values = self.propagate(order, built)
         samples = self.samples(order)
         self.check_eval(order)

@@ -47,6 +47,21 @@ def _literal_hook(value, literal_type):
     return value
 
 
+def _is_fixed_tuple(type_) -> bool:
+    args = typing.get_args(type_)
+    return typing.get_origin(type_) is tuple and bool(args) and Ellipsis not in args
+
+
+def _fixed_tuple_hook(converter: cattrs.Converter):
+    def hook(value, tuple_type):
+        args = typing.get_args(tuple_type)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            found = f"a list of {len(value)}" if isinstance(value, (list, tuple)) else describe(value)
+            raise SpecTypeError(f"expected a list of {len(args)} values, found {found}")
+        return tuple(converter.structure(item, arg) for item, arg in zip(value, args))
+    return hook
+
+
 def make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     not_bool = lambda v: not isinstance(v, bool)  # noqa: E731
@@ -56,6 +71,7 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(bool, _strict("true or false", lambda v: isinstance(v, bool)))
     converter.register_structure_hook(str, _strict("a string", lambda v: isinstance(v, str)))
     converter.register_structure_hook_func(lambda t: typing.get_origin(t) is Literal, _literal_hook)
+    converter.register_structure_hook_func(_is_fixed_tuple, _fixed_tuple_hook(converter))
     return converter
 
 

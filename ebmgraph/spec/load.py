@@ -52,8 +52,8 @@ class _Loader:
             return None
         cls = registry.get(type_name) if isinstance(type_name, str) else None
         if cls is None:
-            self.error(path + ("type",), f"unknown {what} type {describe(type_name)}"
-                                         f"{did_you_mean(type_name, registry.names())}")
+            shown = f"'{type_name}'" if isinstance(type_name, str) else describe(type_name)
+            self.error(path + ("type",), f"unknown {what} type {shown}{did_you_mean(type_name, registry.names())}")
             return None
         fields = [f.name for f in attrs.fields(cls.Config)]
         allowed = set(fields) | set(extra) | {"type"}
@@ -67,7 +67,7 @@ class _Loader:
         if config is None or not ok:
             return None
         for key, message in getattr(config, "problems", lambda: [])():
-            self.error(path + (key,) if key in body else path, message)
+            self.error(path + (key,), message, key=key not in body)
         return cls, config, {k: body[k] for k in extra if k in body}
 
     def node(self, body: Any, path: Path_) -> NodeSpec | None:

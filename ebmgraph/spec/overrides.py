@@ -78,10 +78,28 @@ def apply_set(src: Source, assignment: str) -> None:
         value = parse_value(text)
     except yaml.YAMLError:
         value = text
+    parts = key.strip().split(".")
+    _check_entry_exists(src, parts, value, origin)
     override: dict = {}
     cursor = override
-    parts = key.strip().split(".")
     for part in parts[:-1]:
         cursor = cursor.setdefault(part, {})
     cursor[parts[-1]] = value
     src.data = merge(src.data, override, src, (), None, origin)
+
+
+ENTRY_SECTIONS = {"models": "model", "nodes": "node", "losses": "loss", "optimizers": "optimizer"}
+
+
+def _check_entry_exists(src: Source, parts: list[str], value, origin: Location) -> None:
+    """``--set nodes.negativs.steps=5`` must not silently create a node named 'negativs'."""
+    if len(parts) < 2 or parts[0] not in ENTRY_SECTIONS:
+        return
+    entries = src.data.get(parts[0]) or {}
+    creates_whole_entry = len(parts) == 2 and isinstance(value, dict) and "type" in value
+    if parts[1] in entries or creates_whole_entry:
+        return
+    what = ENTRY_SECTIONS[parts[0]]
+    raise GraphError([Diagnostic(origin.file, None, None, ".".join(parts[:2]),
+                                 f"unknown {what} '{parts[1]}'{did_you_mean(parts[1], entries)}; "
+                                 f"a new {what} needs a mapping with a 'type'")])

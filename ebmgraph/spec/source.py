@@ -98,7 +98,9 @@ def _walk(node: yaml.Node, path: Path_, file: str, src: Source) -> Any:
         for key_node, value_node in node.value:
             key = _scalar(key_node)
             if key in out:
-                raise GraphError([src.diagnostic(path, f"duplicate key '{key}'")])
+                loc = _location(file, key_node)
+                raise GraphError([Diagnostic(file, loc.line, loc.column, dotted(path + (key,)),
+                                             f"duplicate key '{key}'")])
             src.key_locations[path + (key,)] = _location(file, key_node)
             out[key] = _walk(value_node, path + (key,), file, src)
         return out
@@ -116,6 +118,9 @@ def load_source(text: str, file: str) -> Source:
         mark = getattr(error, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         problem = getattr(error, "problem", None) or str(error)
+        context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+        if context and context_mark:
+            problem += f" ({context} that starts at line {context_mark.line + 1}, column {context_mark.column + 1})"
         raise GraphError([Diagnostic(file, line, col, "", f"invalid YAML: {problem}")]) from None
     if root is None:
         raise GraphError([Diagnostic(file, 1, 1, "", "the graph file is empty")])
