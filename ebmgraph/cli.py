@@ -32,6 +32,9 @@ def command_run(args) -> int:
     from ebmgraph.spec.load import load_graph
 
     if args.resume:
+        if args.profile or args.file:
+            raise SystemExit("ebmgraph run --resume: the run continues with its own resolved graph "
+                             f"({Path(args.resume) / GRAPH_FILE}); give no FILE or --profile (use --set to change it)")
         run_dir = Path(args.resume)
         overrides = tuple(args.overrides) + ((f"train.steps={args.steps}",) if args.steps is not None else ())
         spec = load_graph(run_dir / GRAPH_FILE, None, overrides)
@@ -84,8 +87,9 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train a graph")
     run.add_argument("file", nargs="?", help="graph file (YAML); not needed with --resume")
-    run.add_argument("--profile")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--profile", help="named override set from the file's 'profiles' (default: 'default')")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override any value, e.g. --set train.steps=100 (repeatable)")
     run.add_argument("--steps", type=int, help="total number of steps (overrides train.steps)")
     run.add_argument("--out", help="run directory (default: train.out/NAME-TIMESTAMP)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly from its last checkpoint")
@@ -108,7 +112,7 @@ def parser() -> argparse.ArgumentParser:
     sample.add_argument("run_dir")
     sample.add_argument("--n", type=int, help="number of chains (default: eval.n)")
     sample.add_argument("--steps", type=int, help="Langevin steps (default: eval.steps or the kernel's)")
-    sample.add_argument("--out", help="PNG path (default: RUN_DIR/samples/fresh.png)")
+    sample.add_argument("--out", help="PNG path (default: RUN_DIR/samples/fresh_<K>steps.png)")
     sample.add_argument("--device", help="torch device")
     sample.set_defaults(handler=command_sample)
     return root
@@ -133,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        sys.stdout = None  # output was cut short by a closed pipe (e.g. `| head`): nothing more to say
+        return 0
 
 
 if __name__ == "__main__":

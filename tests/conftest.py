@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from ebmgraph.spec.load import load_graph
 
@@ -27,3 +28,13 @@ def fast_graph():
     def load(name: str, *overrides: str, profile: str | None = None):
         return load_graph(f"graphs/{name}.yaml", profile, FAST + overrides)
     return load
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Test tensors are tiny: one intra-op thread is faster, and far faster when other processes
+    share the two cores (OpenMP threads spin-wait against each other)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,6 +15,8 @@ from ebmgraph.store.banks_h5 import load_banks, save_banks
 
 CPU = torch.device("cpu")
 
+
+
 # chi-square 0.999 quantile with 19 degrees of freedom (scipy.stats.chi2.ppf(0.999, 19))
 CHI2_999_DF19 = 43.82019596451753
 

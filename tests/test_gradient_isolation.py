@@ -10,6 +10,8 @@ from ebmgraph.engine.program import Program
 from ebmgraph.nodes.losses import EvaluateEnergy
 from ebmgraph.spec.load import loads_graph
 
+
+
 GRAPH = """
 name: isolation
 seed: 5

@@ -49,7 +49,7 @@ def test_exception_inside_a_node_names_the_node_and_line(monkeypatch, fast_graph
     monkeypatch.setattr(Langevin, "__call__", broken)
     with pytest.raises(NodeError) as error:
         program.step(0)
-    assert str(error.value) == ("graphs/short_run.yaml:25: node 'negatives' (langevin) failed at step 0: "
+    assert str(error.value) == ("graphs/short_run.yaml:25: node 'negatives' (langevin) failed at step 1: "
                                 "RuntimeError: boom")
 
 
@@ -61,7 +61,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, fast_grap
     diverging = fast_graph("short_run", "train.max_abs_energy=1e-12")
     with pytest.raises(DivergenceError) as error:
         Runner(diverging, run_dir).run()
-    assert "step 2: diverged at node 'positive_energy'" in str(error.value)
+    assert "step 3: diverged at node 'positive_energy'" in str(error.value)
     assert "last good checkpoint" in str(error.value)
     kept = torch.load(run_dir / CHECKPOINT, weights_only=False)
     assert kept["step"] == 2

@@ -163,6 +163,8 @@ class _Checker:
             return [(list(self.spec.optimizers), 1)]
         scheduled = set()
         for index, phase in enumerate(phases):
+            if phase.repeat < 1:
+                self.error(("schedule", "phases", index, "repeat"), f"must be >= 1, found {phase.repeat}")
             for j, opt in enumerate(phase.optimizers):
                 if opt not in self.spec.optimizers:
                     self.error(("schedule", "phases", index, "optimizers", j),
@@ -203,7 +205,9 @@ class _Checker:
         for edge in self.edges:
             if edge.delay and (edge.source, edge.source_port) in values:
                 written, held = values[(edge.source, edge.source_port)], values.get((edge.target, "x"))
-                if held is not None and written.shape[1:] != held.shape[1:]:
+                per_chain = getattr(self.nodes[edge.target].config, "write", None) == "back"
+                compared = slice(0, None) if per_chain else slice(1, None)
+                if held is not None and written.shape[compared] != held.shape[compared]:
                     self.error(self.spec.node_path(edge.target) + (edge.target_port,),
                                f"shape mismatch: node '{edge.source}' writes {written.describe()} into bank "
                                f"'{edge.target}', which holds {held.describe()}")
@@ -214,11 +218,18 @@ class _Checker:
         if ref is None:
             kernels = [n for n in order if NODES.get(self.nodes[n].type).family == "kernel"]
             return (kernels[-1], "x") if kernels else None
-        node, _, port = ref.partition(".")
+        node, dot, port = ref.partition(".")
         if node not in self.nodes:
             self.error(("train", "samples"), f"unknown node '{node}'{did_you_mean(node, self.nodes)}")
             return None
-        return node, port or NODES.get(self.nodes[node].type).outputs[0].name
+        outputs = {p.name: p for p in NODES.get(self.nodes[node].type).outputs}
+        port = port if dot else next(iter(outputs))
+        if port not in outputs or outputs[port].type.kind != "sample":
+            samples = [name for name, p in outputs.items() if p.type.kind == "sample"]
+            self.error(("train", "samples"), f"node '{node}' has no Sample output '{port}'{did_you_mean(port, samples)}"
+                                             f"; its Sample outputs: {one_of(samples) if samples else 'none'}")
+            return None
+        return node, port
 
     def check_eval(self, order: list[str]) -> None:
         kernel = self.spec.eval.kernel

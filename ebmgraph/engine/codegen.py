@@ -16,9 +16,14 @@ class StepSource:
     line_to_node: dict[int, str]
 
 
+SAMPLE_FAMILIES = ("data", "noise", "kernel", "bank")
+
+
 def _phase_blocks(checked: CheckedGraph) -> list[list[str]]:
-    """Nodes each phase computes: the ancestors of its losses not computed by an earlier phase.
-    The first phase also computes every node no phase needs (e.g. bank feeders, sample views)."""
+    """Nodes each phase computes: the ancestors of its losses, except samples (data, noise, kernel
+    and bank outputs, constants for learning) drawn by an earlier phase of the step; energies and
+    losses are recomputed with the parameters as they are then. The first phase also computes
+    every node no phase needs."""
     spec = checked.spec
     dag = nx.DiGraph()
     dag.add_nodes_from(checked.order)
@@ -29,9 +34,9 @@ def _phase_blocks(checked: CheckedGraph) -> list[list[str]]:
         losses = {loss for opt in optimizers for loss in spec.optimizers[opt].losses}
         needed = set(losses).union(*(nx.ancestors(dag, loss) for loss in losses))
         needed_per_phase.append(needed - done)
-        done |= needed
+        done |= {n for n in needed if checked.node_type(n).family in SAMPLE_FAMILIES}
     if needed_per_phase:
-        needed_per_phase[0] |= set(checked.order) - done
+        needed_per_phase[0] |= set(checked.order) - set().union(*needed_per_phase)
     return [[n for n in checked.order if n in needed] for needed in needed_per_phase]
 
 
@@ -56,7 +61,7 @@ def generate(checked: CheckedGraph) -> StepSource:
         indent = "    "
         lines.append(f"{indent}# phase {index + 1}: {', '.join(optimizers)}" + (f" x{repeat}" if repeat > 1 else ""))
         if repeat > 1:
-            lines.append(f"{indent}for _repeat in range({repeat}):")
+            lines.append(f"{indent}for ctx.repeat in range({repeat}):")
             indent += "    "
         for name in block:
             statement = _call(checked, name)
@@ -68,6 +73,8 @@ def generate(checked: CheckedGraph) -> StepSource:
         updates = [f"{opt}=" + " + ".join(f'{loss}["loss"]' for loss in spec.optimizers[opt].losses)
                    for opt in optimizers]
         lines.append(f"{indent}O.update(ctx, {', '.join(updates)})")
+        if repeat > 1:
+            lines.append("    ctx.repeat = 0")
     for edge in checked.delays():
         lines.append(f'    N.{edge.target}.write(ctx, {edge.target_port}={edge.source}["{edge.source_port}"])'
                      f"  # delay: bank written at the end of the step")

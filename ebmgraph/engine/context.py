@@ -19,21 +19,28 @@ class StepContext:
     """What a node may use besides its inputs.
 
     ``generator(name)`` gives the node its own ``torch.Generator`` seeded from (seed, name, step,
-    rank): adding a node never changes another node's randomness and resume is exact.
-    ``record(name, key, value)`` stores a diagnostic (kept as a tensor; read only when logged).
+    rank, and the repetition of a repeated phase): adding a node never changes another node's
+    randomness and resume is exact.
+    ``record(name, key, value)`` stores a diagnostic (kept as a tensor; read only when logged);
+    ``diagnostics_wanted`` tells nodes whether this step is logged, so diagnostics that cost extra
+    work (an energy evaluation at the chains' end) are computed only then.
     """
 
-    def __init__(self, seed: int, step: int, device: torch.device, rank: int = 0, max_abs_energy: float = 1e6):
+    def __init__(self, seed: int, step: int, device: torch.device, rank: int = 0, max_abs_energy: float = 1e6,
+                 diagnostics_wanted: bool = True):
         self.seed = seed
         self.step = step
         self.device = device
         self.rank = rank
         self.max_abs_energy = max_abs_energy
+        self.repeat = 0
+        self.diagnostics_wanted = diagnostics_wanted
         self.diagnostics: dict[str, torch.Tensor | float] = {}
 
     def generator(self, name: str) -> torch.Generator:
         generator = torch.Generator(device=self.device)
-        generator.manual_seed(derive_seed(self.seed, name, self.step, self.rank))
+        labels = (name, self.step, self.rank) + ((self.repeat,) if self.repeat else ())
+        generator.manual_seed(derive_seed(self.seed, *labels))
         return generator
 
     def record(self, name: str, key: str, value: torch.Tensor | float) -> None:
@@ -48,7 +55,7 @@ class StepContext:
             return
         bad = [name for name, ok in zip(values, healthy.tolist()) if not ok]
         details = ", ".join(f"'{name}' ({_summary(values[name])})" for name in bad)
-        raise DivergenceError(f"step {self.step}: diverged at node {details}; "
+        raise DivergenceError(f"step {self.step + 1}: diverged at node {details}; "
                               f"limit |value| <= {self.max_abs_energy:g} (train.max_abs_energy)")
 
 

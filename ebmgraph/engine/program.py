@@ -40,13 +40,14 @@ class Program:
     def banks(self) -> dict:
         return {name: node for name, node in self.nodes.items() if node.family == "bank"}
 
-    def context(self, step: int) -> StepContext:
+    def context(self, step: int, diagnostics_wanted: bool = True) -> StepContext:
         return StepContext(self.spec.seed, step, self.device, self.rank,
-                           max_abs_energy=self.spec.train.max_abs_energy)
+                           max_abs_energy=self.spec.train.max_abs_energy, diagnostics_wanted=diagnostics_wanted)
 
-    def step(self, step: int) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, StepContext]:
-        """Run training step ``step``; returns (losses, samples, context with diagnostics)."""
-        ctx = self.context(step)
+    def step(self, step: int, diagnostics_wanted: bool = True
+             ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, StepContext]:
+        """Run training step ``step`` (0-based); returns (losses, samples, context with diagnostics)."""
+        ctx = self.context(step, diagnostics_wanted)
         try:
             losses, samples = self._train_step(ctx, self._node_namespace, self.updater)
         except DivergenceError:
@@ -56,7 +57,7 @@ class Program:
             if node is None:
                 raise
             node_type = self.spec.all_nodes()[node].type
-            raise NodeError(f"{node_location(self.checked, node)}: node '{node}' ({node_type}) failed at step {step}: "
+            raise NodeError(f"{node_location(self.checked, node)}: node '{node}' ({node_type}) failed at step {step + 1}: "
                             f"{type(error).__name__}: {error}") from error
         return losses, samples, ctx
 

@@ -48,6 +48,16 @@ def _postfix(scalars: dict[str, float]) -> dict[str, str]:
     return {k: f"{v:.4g}" for k, v in shown.items()}
 
 
+def _drop_records_after(path: Path, step: int) -> None:
+    """Forget metrics logged after the checkpoint a run resumes from (they will be logged again)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) != len(lines):
+        path.write_text("".join(kept))
+
+
 class Runner:
     """Runs a Program for ``spec.train.steps`` steps in ``run_dir`` (continuing when it holds a checkpoint)."""
 
@@ -78,16 +88,18 @@ class Runner:
         train = self.spec.train
         self._write_static_files()
         start = load_checkpoint(self.run_dir, self.program) if (self.run_dir / CHECKPOINT).exists() else 0
+        _drop_records_after(self.run_dir / METRICS_FILE, start)
         metrics = (self.run_dir / METRICS_FILE).open("a")
         bar = tqdm(total=train.steps, initial=start, desc=self.spec.name, disable=not train.progress,
                    dynamic_ncols=True, unit="step")
         last_time, last_step = time.perf_counter(), start
         try:
             for step in range(start, train.steps):
-                losses, samples, ctx = self.program.step(step)
                 completed = step + 1
                 final = completed == train.steps
-                if completed % train.log_every == 0 or final:
+                logged = completed % train.log_every == 0 or final
+                losses, samples, ctx = self.program.step(step, diagnostics_wanted=logged)
+                if logged:
                     now = time.perf_counter()
                     scalars = _scalars(losses, ctx.diagnostics)
                     scalars["steps_per_second"] = (completed - last_step) / max(now - last_time, 1e-9)
@@ -101,8 +113,10 @@ class Runner:
                     save_checkpoint(self.run_dir, self.program, completed)
                 bar.update(1)
         except DivergenceError as error:
-            raise DivergenceError(f"{error}. The run stopped; the last good checkpoint is kept in "
-                                  f"{self.run_dir / CHECKPOINT}") from None
+            checkpoint = self.run_dir / CHECKPOINT
+            kept = (f"the last good checkpoint is kept in {checkpoint}" if checkpoint.exists()
+                    else "no checkpoint had been written yet")
+            raise DivergenceError(f"{error}. The run stopped; {kept}") from None
         finally:
             bar.close()
             metrics.close()

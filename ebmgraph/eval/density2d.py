@@ -365,14 +365,19 @@ def log_density_pinwheel(points: torch.Tensor, *, arms: int = 5, radial_std: flo
     def dg(b, rho_):
         return 1 - rate * rho_ * torch.sin(b) * torch.exp(rho_ * torch.cos(b))
 
+    def d2g(b, rho_):
+        cos = torch.cos(b)
+        return -rate * rho_ * torch.exp(rho_ * cos) * (cos - rho_ * torch.sin(b) ** 2)
+
     # turning points b1 <= b* <= b2 of g (b1 = b2 = b* where g is monotone)
     b_star = torch.acos(2 * rho / (1 + torch.sqrt(1 + 4 * rho ** 2)))
     folds = dg(b_star, rho) < 0
     b1, b2 = b_star.clone(), b_star.clone()
     if folds.any():
         r_f, s_f = rho[folds], b_star[folds]
-        b1[folds] = _bisect(lambda b: -dg(b, r_f), -s_f, s_f)  # dg decreasing on [-b*, b*]
-        b2[folds] = _bisect(lambda b: dg(b, r_f), s_f, 2 * math.pi - s_f)  # increasing on [b*, 2pi - b*]
+        # dg is decreasing on [-b*, b*] and increasing on [b*, 2 pi - b*]
+        b1[folds] = _newton_bisect(lambda b, i: -dg(b, r_f[i]), lambda b, i: -d2g(b, r_f[i]), -s_f, s_f)
+        b2[folds] = _newton_bisect(lambda b, i: dg(b, r_f[i]), lambda b, i: d2g(b, r_f[i]), s_f, 2 * math.pi - s_f)
 
     arm_shift = torch.arange(arms, dtype=torch.float64) * (2 * math.pi / arms)
     shift = arm_shift[None, :] - phi[:, None]  # (N, arms): roots of g(b) + shift = 2 pi m
@@ -393,7 +398,8 @@ def log_density_pinwheel(points: torch.Tensor, *, arms: int = 5, radial_std: flo
             r_a, s_a, target = rho2[active], shift[active], 2 * math.pi * (m0[active] + j)
             lo, hi = (b2_[active], b1_[active] + 2 * math.pi) if increasing else (b1_[active], b2_[active])
             sign = 1.0 if increasing else -1.0
-            root = _newton_bisect(lambda b: sign * (g(b, r_a, s_a) - target), lambda b: sign * dg(b, r_a), lo, hi)
+            root = _newton_bisect(lambda b, i: sign * (g(b, r_a[i], s_a[i]) - target[i]),
+                                  lambda b, i: sign * dg(b, r_a[i]), lo, hi)
             roots.append((root, r_a))
             owners.append(index[active])
     if not roots:
@@ -406,32 +412,28 @@ def log_density_pinwheel(points: torch.Tensor, *, arms: int = 5, radial_std: flo
     return _scatter_logsumexp(owner, log_p, len(points))
 
 
-def _bisect(f: Callable[[torch.Tensor], torch.Tensor], lo: torch.Tensor, hi: torch.Tensor,
-            iterations: int = 60) -> torch.Tensor:
-    """The root of increasing ``f`` on [lo, hi] (elementwise), by bisection."""
-    lo, hi = lo.clone(), hi.clone()
-    for _ in range(iterations):
-        mid = (lo + hi) / 2
-        below = f(mid) < 0
-        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
-    return (lo + hi) / 2
-
-
-def _newton_bisect(f, df, lo: torch.Tensor, hi: torch.Tensor, iterations: int = 80) -> torch.Tensor:
+def _newton_bisect(f, df, lo: torch.Tensor, hi: torch.Tensor, iterations: int = 100) -> torch.Tensor:
     """The root of increasing ``f`` on [lo, hi] (elementwise, a root is bracketed): Newton steps,
-    falling back to bisection whenever a step would leave the bracket."""
+    falling back to bisection whenever a step would leave the bracket. ``f(x, index)`` and
+    ``df(x, index)`` evaluate the functions of the entries ``index`` only (converged entries are
+    dropped from the work)."""
     lo, hi = lo.clone(), hi.clone()
     x = (lo + hi) / 2
+    active = torch.arange(len(x))
     for _ in range(iterations):
-        fx = f(x)
+        xa, la, ha = x[active], lo[active], hi[active]
+        fx = f(xa, active)
         below = fx < 0
-        lo, hi = torch.where(below, x, lo), torch.where(below, hi, x)
-        step = x - fx / df(x)
-        inside = torch.isfinite(step) & (step > lo) & (step < hi)
-        new = torch.where(inside, step, (lo + hi) / 2)
-        done = (torch.abs(new - x) <= 1e-15 * (1 + torch.abs(x))) | (hi - lo <= 4e-16 * (1 + torch.abs(x)))
-        x = new
-        if done.all():
+        la, ha = torch.where(below, xa, la), torch.where(below, ha, xa)
+        step = xa - fx / df(xa, active)
+        tolerance = 1e-14 * (1 + torch.abs(xa))
+        finite = torch.isfinite(step)
+        done = (fx == 0) | (finite & (torch.abs(step - xa) <= tolerance)) | (ha - la <= tolerance)
+        inside = finite & (step > la) & (step < ha)
+        new = torch.where(inside | (done & finite), step, (la + ha) / 2)
+        x[active], lo[active], hi[active] = torch.where(fx == 0, xa, new), la, ha
+        active = active[~done]
+        if len(active) == 0:
             break
     return x
 

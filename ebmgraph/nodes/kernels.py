@@ -68,6 +68,7 @@ class _Kernel(Node):
         return energy, clip_gradient(grad, c.clip_grad_value, c.clip_grad_norm)
 
     def _record(self, ctx, first_energy: torch.Tensor, last_energy: torch.Tensor, grad: torch.Tensor) -> None:
+        """Mean energy at the chains' start and end, and the mean per-sample norm of the last gradient."""
         ctx.record(self.name, "energy_start", first_energy.mean())
         ctx.record(self.name, "energy_end", last_energy.mean())
         ctx.record(self.name, "grad_norm", grad.flatten(1).norm(dim=1).mean())
@@ -87,22 +88,33 @@ class Langevin(_Kernel):
         drift = c.drift
         generator = ctx.generator(self.name)
         x = init.detach()
-        first = last = grad = None
-        with frozen_parameters(self.models["energy"]):
+        first = grad = None
+        energy = self.models["energy"]
+        with frozen_parameters(energy):
             for _ in range(c.steps):
-                last, grad = self._gradient(x)
-                first = last if first is None else first
+                current, grad = self._gradient(x)
+                first = current if first is None else first
                 x = x - drift * grad + noise * torch.randn(x.shape, generator=generator, device=x.device)
                 if c.clamp is not None:
                     x = x.clamp(*c.clamp)
-        if grad is not None:
-            self._record(ctx, first, last, grad)
+            if grad is not None and ctx.diagnostics_wanted:
+                with torch.no_grad():
+                    self._record(ctx, first, energy(x), grad)
         return {"x": x.detach()}
 
 
 @attrs.define
 class MalaConfig(LangevinParameters):
-    """Langevin parameters; the Metropolis correction targets exp(-E / T_eff)."""
+    """Langevin parameters; the Metropolis correction targets exp(-E / T_eff), so a and b must be > 0."""
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = super().problems()
+        if not out:
+            a, b, _ = self.resolved()
+            if a <= 0 or b <= 0:
+                out.append(("step_size" if self.step_size is not None else "epsilon" if self.epsilon is not None
+                            else "eta", f"MALA needs a > 0 and b > 0, found a={a:g}, b={b:g}"))
+        return out
 
 
 @NODES.register

@@ -44,7 +44,7 @@ class LangevinParameters:
         out = []
         if len(given) != 1:
             found = " and ".join(given) if given else "none"
-            key = {"step_size/noise": "step_size"}.get(given[-1], given[-1]) if given else "steps"
+            key = {"step_size/noise": "step_size"}.get(given[-1], given[-1]) if given else "step_size"
             out.append((key, f"give exactly one Langevin parameterization (step_size with noise, epsilon, or eta), "
                              f"found {found}"))
         elif given == ["step_size/noise"] and (self.step_size is None or self.noise is None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +111,10 @@ class _Loader:
     def entries(self, section: str, make) -> dict:
         out = {}
         for name, body in self.mapping(section).items():
-            if not isinstance(name, str) or not name.isidentifier() or name == "data":
+            if not _valid_name(name):
                 self.error((section, name), f"invalid name {describe(name)}: names must be Python identifiers "
-                                            "(letters, digits, underscores) other than 'data'", key=True)
+                                            f"(letters, digits, underscores), not keywords, not starting with '_', "
+                                            f"and not one of {one_of(RESERVED_NAMES)}", key=True)
                 continue
             made = make(body, (section, name))
             if made is not None:
@@ -145,6 +147,15 @@ class _Loader:
         if self.errors:
             raise GraphError(self.errors)
         return spec
+
+
+RESERVED_NAMES = ("data", "ctx", "N", "O")
+
+
+def _valid_name(name: Any) -> bool:
+    """Node and model names become variables of the generated step."""
+    return (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+            and not name.startswith("_") and name not in RESERVED_NAMES)
 
 
 def _port_names(type_name: Any) -> tuple[str, ...]:

@@ -40,19 +40,34 @@ class ScheduleSpec:
     phases: list[PhaseSpec] = attrs.field(factory=list)
 
 
+Metric = Literal["fd", "modes", "ood", "density"]
+
+
 @attrs.define
 class EvalSpec:
-    """``eval:`` how evaluation samples are drawn: fresh chains from ``init`` noise run through the
-    settings of kernel node ``kernel`` for ``steps`` steps (defaults: the first kernel, its steps).
-    Uniform noise lies on [low, high]; gaussian noise has standard deviation ``std``."""
+    """``eval:`` how evaluation samples are drawn and which metrics are computed.
 
+    ``source: chains`` runs ``n`` fresh chains from ``init`` noise (uniform on [low, high] or
+    gaussian with ``std``) through the settings of kernel node ``kernel`` for ``steps`` steps
+    (defaults: the first kernel and its steps); ``source: bank`` takes ``n`` items of bank node
+    ``bank``. The energy scored is ``energy`` (default: the kernel's), its EMA copy when the graph
+    has one. ``metrics`` defaults to every metric that applies to the data (digits: fd, modes,
+    ood; 2-D toys: density, ood). ``every`` > 0 also evaluates during training."""
+
+    source: Literal["chains", "bank"] = "chains"
     kernel: str | None = None
+    bank: str | None = None
+    energy: str | None = None
     steps: int | None = None
-    n: int = 64
+    n: int = 500
     init: Literal["uniform", "gaussian"] = "uniform"
     low: float = -1.0
     high: float = 1.0
     std: float = 1.0
+    metrics: list[Metric] | None = None
+    score: Literal["energy"] = "energy"
+    every: int = 0
+    grid: int = 200
 
 
 @attrs.define
