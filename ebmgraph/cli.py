@@ -28,7 +28,8 @@ def _load(args):
 
 
 def command_run(args) -> int:
-    from ebmgraph.engine.runner import GRAPH_FILE, Runner, new_run_dir
+    from ebmgraph.engine.runner import Runner, new_run_dir
+    from ebmgraph.store.run_files import GRAPH_FILE
     from ebmgraph.spec.load import load_graph
 
     if args.resume:
@@ -45,8 +46,8 @@ def command_run(args) -> int:
         run_dir = Path(args.out) if args.out else new_run_dir(spec.train.out, spec.name)
     runner = Runner(spec, run_dir, args.device)
     print(f"run directory: {run_dir}", file=sys.stderr)
-    runner.run()
-    print(f"finished {spec.train.steps} steps: {run_dir}", file=sys.stderr)
+    completed = runner.run()
+    print(f"finished {completed} steps: {run_dir}", file=sys.stderr)
     return 0
 
 
@@ -74,10 +75,20 @@ def command_nodes(args) -> int:
 
 
 def command_sample(args) -> int:
-    from ebmgraph.engine.sampling import sample_run
+    from ebmgraph.engine.run_dir import sample_run
 
     path = sample_run(Path(args.run_dir), n=args.n, steps=args.steps, out=args.out, device=args.device)
     print(path)
+    return 0
+
+
+def command_eval(args) -> int:
+    import json
+
+    from ebmgraph.engine.run_dir import evaluate_run
+
+    record = evaluate_run(Path(args.run_dir), n=args.n, device=args.device)
+    print(json.dumps(record, indent=2))
     return 0
 
 
@@ -115,6 +126,13 @@ def parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", help="PNG path (default: RUN_DIR/samples/fresh_<K>steps.png)")
     sample.add_argument("--device", help="torch device")
     sample.set_defaults(handler=command_sample)
+
+    evaluate = sub.add_parser("eval", help="evaluate a trained run as its graph's eval section says; "
+                                           "write eval.json and eval_samples.png")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--n", type=int, help="number of evaluation samples (default: eval.n)")
+    evaluate.add_argument("--device", help="torch device")
+    evaluate.set_defaults(handler=command_eval)
     return root
 
 

@@ -6,6 +6,7 @@ from ebmgraph.spec.load import load_graph
 FAST = (
     "train.steps=4", "train.log_every=1", "train.sample_every=2", "train.checkpoint_every=2",
     "train.progress=false", "data.batch_size=16", "models.energy.channels=8", "nodes.negatives.steps=3",
+    "eval.n=32", "eval.steps=3",
 )
 
 

@@ -19,6 +19,8 @@ from ebmgraph.cli import main
 from ebmgraph.engine.check import check_graph
 from ebmgraph.errors import GraphError
 from ebmgraph.spec.load import load_graph
+from ebmgraph.spec.schema import TrainSpec
+from ebmgraph.spec.suggest import one_of
 
 DIR = os.path.relpath(Path(__file__).parent / "broken_graphs")
 
@@ -26,8 +28,7 @@ LANGEVIN_KEYS = ("'clamp', 'clip_grad_norm', 'clip_grad_value', 'energy', 'epsil
                  "'step_size', 'steps', 'temperature', 'type'")
 SECTIONS = ("'data', 'eval', 'losses', 'models', 'name', 'nodes', 'optimizers', 'paper', 'profiles', 'schedule', "
             "'seed', 'train'")
-TRAIN_KEYS = ("'checkpoint_every', 'device', 'grid', 'log_every', 'max_abs_energy', 'out', 'progress', "
-              "'sample_every', 'samples', 'steps'")
+TRAIN_KEYS = one_of(f.name for f in attrs.fields(TrainSpec))
 
 
 @attrs.frozen

@@ -216,7 +216,7 @@ class _Checker:
     def samples(self, order: list[str]) -> tuple[str, str] | None:
         ref = self.spec.train.samples
         if ref is None:
-            kernels = [n for n in order if NODES.get(self.nodes[n].type).family == "kernel"]
+            kernels = self._family_members(order, "kernel")
             return (kernels[-1], "x") if kernels else None
         node, dot, port = ref.partition(".")
         if node not in self.nodes:
@@ -231,12 +231,23 @@ class _Checker:
             return None
         return node, port
 
+    def _family_members(self, order: list[str], family: str) -> list[str]:
+        return [n for n in order if NODES.get(self.nodes[n].type).family == family]
+
     def check_eval(self, order: list[str]) -> None:
-        kernel = self.spec.eval.kernel
-        kernels = [n for n in order if NODES.get(self.nodes[n].type).family == "kernel"]
-        if kernel is not None and kernel not in kernels:
-            self.error(("eval", "kernel"), f"'{kernel}' is not a kernel node{did_you_mean(kernel, kernels)}; "
+        spec = self.spec.eval
+        kernels, banks = self._family_members(order, "kernel"), self._family_members(order, "bank")
+        if spec.kernel is not None and spec.kernel not in kernels:
+            self.error(("eval", "kernel"), f"'{spec.kernel}' is not a kernel node{did_you_mean(spec.kernel, kernels)}; "
                                            f"kernels: {one_of(kernels) if kernels else 'none'}")
+        if spec.source == "chains" and not kernels and spec.energy is None:
+            self.error(("eval", "source"), "fresh evaluation chains need a kernel node; this graph has none")
+        if spec.source == "bank" and (spec.bank not in banks if spec.bank is not None else not banks):
+            self.error(("eval", "bank"), f"'{spec.bank}' is not a bank node{did_you_mean(spec.bank, banks)}; "
+                                         f"banks: {one_of(banks) if banks else 'none'}")
+        if spec.energy is not None and model_role(self.spec, spec.energy) != "energy":
+            self.error(("eval", "energy"), f"'{spec.energy}' is not an energy model"
+                                           f"{did_you_mean(spec.energy, self.spec.models)}")
 
     def build_models(self, device: torch.device) -> dict[str, torch.nn.Module]:
         try:

@@ -10,15 +10,13 @@ import torch
 from tqdm import tqdm
 
 from ebmgraph.engine.program import Program
+from ebmgraph.engine.run_dir import write_evaluation
 from ebmgraph.errors import DivergenceError
 from ebmgraph.spec.dump import dumps
 from ebmgraph.spec.schema import GraphSpec
 from ebmgraph.store.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from ebmgraph.store.run_files import GRAPH_FILE, METRICS_FILE, SAMPLES_DIR, STEP_FILE
 from ebmgraph.viz.grids import save_samples_png
-
-GRAPH_FILE = "graph.yaml"
-STEP_FILE = "step.py"
-METRICS_FILE = "metrics.jsonl"
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
@@ -80,11 +78,16 @@ class Runner:
         if samples is None:
             return
         grid = samples[: self.spec.train.grid].detach().float().cpu()
-        save_samples_png(grid, self.run_dir / "samples" / f"step_{completed:06d}.png",
+        save_samples_png(grid, self.run_dir / SAMPLES_DIR / f"step_{completed:06d}.png",
                          title=f"{self.spec.name}: step {completed}", reference=self.reference)
 
+    def _evaluate(self, completed: int, bar) -> None:
+        record = write_evaluation(self.program, self.run_dir, completed)
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items() if isinstance(v, float))
+        bar.write(f"eval at step {completed}: {shown}")
+
     def run(self) -> int:
-        """Train until ``train.steps``; returns the number of completed steps."""
+        """Train until ``train.steps`` (or ``train.max_seconds``); returns the number of completed steps."""
         train = self.spec.train
         self._write_static_files()
         start = load_checkpoint(self.run_dir, self.program) if (self.run_dir / CHECKPOINT).exists() else 0
@@ -93,10 +96,12 @@ class Runner:
         bar = tqdm(total=train.steps, initial=start, desc=self.spec.name, disable=not train.progress,
                    dynamic_ncols=True, unit="step")
         last_time, last_step = time.perf_counter(), start
+        deadline = time.perf_counter() + train.max_seconds if train.max_seconds else None
+        completed = start
         try:
             for step in range(start, train.steps):
                 completed = step + 1
-                final = completed == train.steps
+                final = completed == train.steps or (deadline is not None and time.perf_counter() > deadline)
                 logged = completed % train.log_every == 0 or final
                 losses, samples, ctx = self.program.step(step, diagnostics_wanted=logged)
                 if logged:
@@ -111,7 +116,11 @@ class Runner:
                     self._save_samples(samples, completed)
                 if completed % train.checkpoint_every == 0 or final:
                     save_checkpoint(self.run_dir, self.program, completed)
+                if final or (self.spec.eval.every and completed % self.spec.eval.every == 0):
+                    self._evaluate(completed, bar)
                 bar.update(1)
+                if final:
+                    break
         except DivergenceError as error:
             checkpoint = self.run_dir / CHECKPOINT
             kept = (f"the last good checkpoint is kept in {checkpoint}" if checkpoint.exists()
@@ -120,4 +129,4 @@ class Runner:
         finally:
             bar.close()
             metrics.close()
-        return train.steps
+        return completed

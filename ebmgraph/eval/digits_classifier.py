@@ -225,7 +225,10 @@ load_classifier.cache_clear = _load.cache_clear  # type: ignore[attr-defined]
 # --- batched evaluation ---
 
 def _batched(fn, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    x = x.detach().to("cpu", torch.float32).reshape(-1, *IMAGE_SHAPE)
+    x = torch.as_tensor(x).detach()
+    if x.ndim < 2 or x[0].numel() != 64:
+        raise ValueError(f"expected digit images of shape (N, 1, 8, 8); got shape {tuple(x.shape)}")
+    x = x.to("cpu", torch.float32).reshape(-1, *IMAGE_SHAPE)
     with torch.no_grad(), _single_thread():
         if len(x) == 0:
             return fn(x)

@@ -28,10 +28,10 @@ def _as_scores(scores, name: str) -> np.ndarray:
     return scores
 
 
-def _finite(scores: np.ndarray, low: float, high: float) -> np.ndarray:
-    """+inf -> above every finite score; -inf and NaN (a diverged model) -> below every one."""
-    scores = np.where(np.isnan(scores), -np.inf, scores)
-    return np.clip(scores, low - 1, high + 1)
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """Dense ranks (ties kept), which is all AUROC depends on; NaN (a diverged model) ranks with
+    -inf below every finite score, +inf above."""
+    return np.unique(np.where(np.isnan(scores), -np.inf, scores), return_inverse=True)[1].reshape(-1)
 
 
 def auroc(scores_in, scores_out) -> float:
@@ -40,11 +40,8 @@ def auroc(scores_in, scores_out) -> float:
     ``-E``). Swapping the two arguments gives ``1 - auroc``. Non-finite scores are ranked: +inf
     above, -inf and NaN below all finite scores."""
     scores_in, scores_out = _as_scores(scores_in, "scores_in"), _as_scores(scores_out, "scores_out")
-    both = np.concatenate([scores_in, scores_out])
-    finite = both[np.isfinite(both)]
-    low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 0.0)
     labels = np.concatenate([np.ones(len(scores_in)), np.zeros(len(scores_out))])
-    return float(roc_auc_score(labels, _finite(both, low, high)))
+    return float(roc_auc_score(labels, _ranks(np.concatenate([scores_in, scores_out]))))
 
 
 def digits_ood_sets(test: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:

@@ -11,7 +11,8 @@ from ebmgraph.spec.source import Source
 
 @attrs.define
 class TrainSpec:
-    """``train:`` how long to run and what to write."""
+    """``train:`` how long to run and what to write. ``max_seconds`` ends training early (with the
+    final checkpoint and evaluation) once that much wall-clock time has passed."""
 
     steps: int = 1000
     log_every: int = 10
@@ -23,6 +24,7 @@ class TrainSpec:
     out: str = "runs"
     progress: bool = True
     max_abs_energy: float = 1e6
+    max_seconds: float | None = None
 
 
 @attrs.define

@@ -1,0 +1,149 @@
+"""Evaluation as a graph's ``eval`` section declares it: draw samples (fresh chains or a bank), then
+compute the metrics that apply to the data, with the EMA copy of the energy when there is one."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import attrs
+import torch
+
+from ebmgraph.engine.context import StepContext
+from ebmgraph.engine.program import Program
+from ebmgraph.nodes.catalog import MODELS
+from ebmgraph.nodes.noise import GaussianConfig, UniformConfig
+from ebmgraph.nodes.registry import DerivedModelType
+
+EVAL_SEED_LABEL = "eval"
+
+
+def evaluation_model(spec, name: str) -> str:
+    """The EMA copy of model ``name`` when the graph has one, else ``name``."""
+    for other, model in spec.models.items():
+        if issubclass(MODELS.get(model.type), DerivedModelType) and model.config.of == name:
+            return other
+    return name
+
+
+def default_metrics(data) -> list[str]:
+    """Every metric that applies to the data node: digits get fd and modes, 2-D toys the exact
+    density metrics; every data set gets OOD detection."""
+    from ebmgraph.eval.density2d import TOY_LOG_DENSITIES
+
+    metrics = []
+    if data.type_name == "digits":
+        metrics += ["fd", "modes"]
+    if data.type_name in TOY_LOG_DENSITIES:
+        metrics.append("density")
+    return metrics + ["ood"]
+
+
+class Evaluation:
+    """Draws evaluation samples and computes metrics for a Program (trained or restored)."""
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.spec = program.spec
+        self.eval = program.spec.eval
+        self.data = program.nodes["data"]
+        kernels = program.checked.kernels()
+        self.kernel_name = self.eval.kernel or (kernels[0] if kernels else None)
+        source = self.eval.energy or self._kernel_energy()
+        self.energy_name = evaluation_model(self.spec, source) if source else None
+
+    def _kernel_energy(self) -> str | None:
+        if self.kernel_name is None:
+            return None
+        return self.spec.all_nodes()[self.kernel_name].inputs["energy"]
+
+    @property
+    def energy(self) -> torch.nn.Module:
+        return self.program.models[self.energy_name]
+
+    def context(self) -> StepContext:
+        return StepContext(self.spec.seed, step=0, device=self.program.device)
+
+    def chain_steps(self, steps: int | None = None) -> int:
+        """Steps of fresh evaluation chains: ``steps``, else eval.steps, else the kernel's."""
+        if steps is not None:
+            return steps
+        return self.eval.steps if self.eval.steps is not None else self.program.nodes[self.kernel_name].config.steps
+
+    def draw(self, n: int | None = None, steps: int | None = None) -> torch.Tensor:
+        """``n`` evaluation samples: fresh chains through the kernel's settings, or bank contents."""
+        n = n or self.eval.n
+        ctx = self.context()
+        if self.eval.source == "bank":
+            bank = self.program.nodes[self.eval.bank or next(iter(self.program.banks()))]
+            index = torch.randperm(bank.size, generator=ctx.generator(f"{EVAL_SEED_LABEL}:bank"),
+                                   device=bank.device)[:n]
+            return bank.storage[index].float()
+        e = self.eval
+        init = (UniformConfig(e.low, e.high) if e.init == "uniform" else GaussianConfig(e.std)).draw(
+            (n, *self.data.sample_shape), ctx.generator(f"{EVAL_SEED_LABEL}:init"), self.program.device)
+        kernel = self.program.nodes[self.kernel_name]
+        chains = type(kernel)(self.kernel_name, attrs.evolve(kernel.config, steps=self.chain_steps(steps)),
+                              {"energy": self.energy}, self.program.device)
+        return chains(ctx, init=init)["x"]
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """In-distribution score for OOD detection: -E(x) of the evaluation energy."""
+        with torch.no_grad():
+            return -self.energy(x.to(self.program.device)).float().cpu()
+
+    def metrics(self, samples: torch.Tensor) -> dict:
+        wanted = self.eval.metrics if self.eval.metrics is not None else default_metrics(self.data)
+        samples = samples.detach().float().cpu()
+        out: dict = {}
+        for metric in wanted:
+            out.update(getattr(self, f"_{metric}")(samples))
+        return out
+
+    def _fd(self, samples):
+        from ebmgraph.eval.frechet import digits_fd
+
+        return digits_fd(samples)
+
+    def _modes(self, samples):
+        from ebmgraph.eval.modes import mode_coverage
+
+        return mode_coverage(samples)
+
+    def _density(self, samples):
+        from ebmgraph.eval.density2d import Grid, evaluate_2d
+
+        params = {f.name: getattr(self.data.config, f.name) for f in attrs.fields(type(self.data.config))
+                  if f.name != "batch_size"}
+        grid = Grid(self.eval.low, self.eval.high, self.eval.grid)
+        energy = _on_cpu(self.energy)
+        return evaluate_2d(self.data.type_name, params, grid, energy=energy, samples=samples)
+
+    def _ood(self, samples):
+        from ebmgraph.eval.ood import digits_ood_sets, energy_auroc
+
+        generator = self.context().generator(f"{EVAL_SEED_LABEL}:ood")
+        if len(self.data.sample_shape) == 1:
+            inside = self.data.reference(self.eval.n)
+            box = UniformConfig(self.eval.low, self.eval.high).draw(tuple(inside.shape), generator, torch.device("cpu"))
+            sets = {"uniform_box": box}
+        else:
+            inside = self.data.test_split()
+            inside = inside if inside is not None else self.data.reference(self.eval.n)
+            sets = digits_ood_sets(inside, generator)
+        aurocs = energy_auroc(self.score, inside, sets)
+        return {f"auroc_{name}": value for name, value in aurocs.items()}
+
+    def run(self, n: int | None = None) -> tuple[dict, torch.Tensor]:
+        """(record for eval.json, the samples)."""
+        start = time.perf_counter()
+        samples = self.draw(n)
+        record = {"source": self.eval.source, "n": len(samples), "energy": self.energy_name,
+                  "kernel": self.kernel_name if self.eval.source == "chains" else None,
+                  "metrics": self.metrics(samples)}
+        record["seconds"] = time.perf_counter() - start
+        return record, samples
+
+
+def _on_cpu(module: torch.nn.Module) -> torch.nn.Module:
+    return module if next(module.parameters()).device.type == "cpu" else copy.deepcopy(module).cpu()
