@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -84,7 +85,7 @@ class Runner:
     def _evaluate(self, completed: int, bar) -> None:
         record = write_evaluation(self.program, self.run_dir, completed)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items() if isinstance(v, float))
-        bar.write(f"eval at step {completed}: {shown}")
+        bar.write(f"eval at step {completed}: {shown}", file=sys.stderr)
 
     def run(self) -> int:
         """Train until ``train.steps`` (or ``train.max_seconds``); returns the number of completed steps."""
