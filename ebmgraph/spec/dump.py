@@ -39,8 +39,16 @@ def to_dict(spec: GraphSpec) -> dict:
     })
 
 
+class _Dumper(yaml.SafeDumper):
+    """Block mappings, inline lists: ``betas: [0.0, 0.999]``."""
+
+
+_Dumper.add_representer(list, lambda dumper, data: dumper.represent_sequence(
+    "tag:yaml.org,2002:seq", data, flow_style=True))
+
+
 def dumps(spec: GraphSpec) -> str:
     """YAML text of the resolved graph (profiles already applied, so none are written)."""
-    return yaml.safe_dump(to_dict(spec), sort_keys=False, default_flow_style=None, width=100)
+    return yaml.dump(to_dict(spec), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
 
 
