@@ -87,32 +87,35 @@ class Runner:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items() if isinstance(v, float))
         bar.write(f"eval at step {completed}: {shown}", file=sys.stderr)
 
+    def _log(self, metrics, bar, losses, ctx, completed: int, timing: list[float]) -> None:
+        """One metrics.jsonl record; ``timing`` is [time, step] of the previous record."""
+        now = time.perf_counter()
+        scalars = _scalars(losses, ctx.diagnostics)
+        scalars["steps_per_second"] = (completed - timing[1]) / max(now - timing[0], 1e-9)
+        timing[:] = [now, completed]
+        metrics.write(json.dumps({"step": completed, **scalars}) + "\n")
+        metrics.flush()
+        bar.set_postfix(_postfix(scalars), refresh=False)
+
     def run(self) -> int:
         """Train until ``train.steps`` (or ``train.max_seconds``); returns the number of completed steps."""
         train = self.spec.train
         self._write_static_files()
         start = load_checkpoint(self.run_dir, self.program) if (self.run_dir / CHECKPOINT).exists() else 0
         _drop_records_after(self.run_dir / METRICS_FILE, start)
-        metrics = (self.run_dir / METRICS_FILE).open("a")
-        bar = tqdm(total=train.steps, initial=start, desc=self.spec.name, disable=not train.progress,
-                   dynamic_ncols=True, unit="step")
-        last_time, last_step = time.perf_counter(), start
         deadline = time.perf_counter() + train.max_seconds if train.max_seconds else None
+        timing = [time.perf_counter(), start]
         completed = start
-        try:
+        with (self.run_dir / METRICS_FILE).open("a") as metrics, tqdm(
+                total=train.steps, initial=start, desc=self.spec.name, disable=not train.progress,
+                dynamic_ncols=True, unit="step") as bar:
             for step in range(start, train.steps):
                 completed = step + 1
                 final = completed == train.steps or (deadline is not None and time.perf_counter() > deadline)
                 logged = completed % train.log_every == 0 or final
-                losses, samples, ctx = self.program.step(step, diagnostics_wanted=logged)
+                losses, samples, ctx = self._step(step, logged)
                 if logged:
-                    now = time.perf_counter()
-                    scalars = _scalars(losses, ctx.diagnostics)
-                    scalars["steps_per_second"] = (completed - last_step) / max(now - last_time, 1e-9)
-                    last_time, last_step = now, completed
-                    metrics.write(json.dumps({"step": completed, **scalars}) + "\n")
-                    metrics.flush()
-                    bar.set_postfix(_postfix(scalars), refresh=False)
+                    self._log(metrics, bar, losses, ctx, completed, timing)
                 if completed % train.sample_every == 0 or final:
                     self._save_samples(samples, completed)
                 if completed % train.checkpoint_every == 0 or final:
@@ -122,12 +125,13 @@ class Runner:
                 bar.update(1)
                 if final:
                     break
+        return completed
+
+    def _step(self, step: int, logged: bool):
+        try:
+            return self.program.step(step, diagnostics_wanted=logged)
         except DivergenceError as error:
             checkpoint = self.run_dir / CHECKPOINT
             kept = (f"the last good checkpoint is kept in {checkpoint}" if checkpoint.exists()
                     else "no checkpoint had been written yet")
             raise DivergenceError(f"{error}. The run stopped; {kept}") from None
-        finally:
-            bar.close()
-            metrics.close()
-        return completed

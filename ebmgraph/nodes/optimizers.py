@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import attrs
 import torch
 
 from ebmgraph.nodes.registry import OPTIMIZERS, OptimizerType
+
+
+class _TorchOptimizer(OptimizerType):
+    """A torch.optim class whose keyword arguments are exactly the config's fields."""
+
+    torch_class: ClassVar[type[torch.optim.Optimizer]]
+
+    @classmethod
+    def build(cls, params, config):
+        return cls.torch_class(params, **attrs.asdict(config))
 
 
 @attrs.define
@@ -17,15 +29,12 @@ class AdamConfig:
 
 
 @OPTIMIZERS.register
-class Adam(OptimizerType):
+class Adam(_TorchOptimizer):
     """torch.optim.Adam (L2 weight decay added to the gradient)."""
 
     type_name = "adam"
     Config = AdamConfig
-
-    @classmethod
-    def build(cls, params, config):
-        return torch.optim.Adam(params, **attrs.asdict(config))
+    torch_class = torch.optim.Adam
 
 
 @attrs.define
@@ -34,15 +43,12 @@ class AdamWConfig(AdamConfig):
 
 
 @OPTIMIZERS.register
-class AdamW(OptimizerType):
+class AdamW(_TorchOptimizer):
     """torch.optim.AdamW (decoupled weight decay)."""
 
     type_name = "adamw"
     Config = AdamWConfig
-
-    @classmethod
-    def build(cls, params, config):
-        return torch.optim.AdamW(params, **attrs.asdict(config))
+    torch_class = torch.optim.AdamW
 
 
 @attrs.define
@@ -54,12 +60,9 @@ class SGDConfig:
 
 
 @OPTIMIZERS.register
-class SGD(OptimizerType):
+class SGD(_TorchOptimizer):
     """torch.optim.SGD."""
 
     type_name = "sgd"
     Config = SGDConfig
-
-    @classmethod
-    def build(cls, params, config):
-        return torch.optim.SGD(params, **attrs.asdict(config))
+    torch_class = torch.optim.SGD
