@@ -3,7 +3,6 @@ compute the metrics that apply to the data, with the EMA copy of the energy when
 
 from __future__ import annotations
 
-import copy
 import time
 
 import attrs
@@ -116,8 +115,7 @@ class Evaluation:
         params = {f.name: getattr(self.data.config, f.name) for f in attrs.fields(type(self.data.config))
                   if f.name != "batch_size"}
         grid = Grid(self.eval.low, self.eval.high, self.eval.grid)
-        energy = _on_cpu(self.energy)
-        return evaluate_2d(self.data.type_name, params, grid, energy=energy, samples=samples)
+        return evaluate_2d(self.data.type_name, params, grid, energy=self.energy, samples=samples)
 
     def _ood(self, samples):
         from ebmgraph.eval.ood import digits_ood_sets, energy_auroc
@@ -144,6 +142,3 @@ class Evaluation:
         record["seconds"] = time.perf_counter() - start
         return record, samples
 
-
-def _on_cpu(module: torch.nn.Module) -> torch.nn.Module:
-    return module if next(module.parameters()).device.type == "cpu" else copy.deepcopy(module).cpu()
