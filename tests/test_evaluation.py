@@ -6,6 +6,7 @@ import pytest
 
 from ebmgraph.cli import main
 from ebmgraph.engine.runner import Runner
+from ebmgraph.errors import DataError
 from ebmgraph.eval.protocol import Evaluation
 from ebmgraph.spec.load import load_graph
 from ebmgraph.store.run_files import EVAL_FILE, EVAL_LOG, EVAL_PNG
@@ -67,3 +68,13 @@ def test_periodic_evaluation_during_training(tmp_path, fast_graph):
     Runner(fast_graph("short_run", "eval.every=2", "eval.metrics=[ood]"), tmp_path / "run").run()
     steps = [json.loads(line)["step"] for line in (tmp_path / "run" / EVAL_LOG).read_text().splitlines()]
     assert steps == [2, 4]
+
+
+def test_fid_names_the_missing_weights_file(tmp_path, fast_graph):
+    missing = tmp_path / "pt_inception.pth"
+    runner = Runner(fast_graph("short_run", "eval.metrics=[ood]", f"eval.inception_weights={missing}"),
+                    tmp_path / "run")
+    runner.run()
+    runner.program.spec.eval.metrics = ["fid"]
+    with pytest.raises(DataError, match=f"Inception weights '{missing}' not found"):
+        Evaluation(runner.program).run(8)

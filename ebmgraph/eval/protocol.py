@@ -117,6 +117,13 @@ class Evaluation:
         grid = Grid(self.eval.low, self.eval.high, self.eval.grid)
         return evaluate_2d(self.data.type_name, params, grid, energy=self.energy, samples=samples)
 
+    def _fid(self, samples):
+        from ebmgraph.eval.inception import inception_fid
+
+        reference = self.data.test_split()
+        reference = reference if reference is not None else self.data.reference(len(samples))
+        return {"fid": inception_fid(samples, reference, self.eval.inception_weights)}
+
     def _ood(self, samples):
         from ebmgraph.eval.ood import digits_ood_sets, energy_auroc
 

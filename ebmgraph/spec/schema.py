@@ -42,7 +42,7 @@ class ScheduleSpec:
     phases: list[PhaseSpec] = attrs.field(factory=list)
 
 
-Metric = Literal["fd", "modes", "ood", "density"]
+Metric = Literal["fd", "modes", "ood", "density", "fid"]
 
 
 @attrs.define
@@ -54,7 +54,9 @@ class EvalSpec:
     (defaults: the first kernel and its steps); ``source: bank`` takes ``n`` items of bank node
     ``bank``. The energy scored is ``energy`` (default: the kernel's), its EMA copy when the graph
     has one. ``metrics`` defaults to every metric that applies to the data (digits: fd, modes,
-    ood; 2-D toys: density, ood). ``every`` > 0 also evaluates during training."""
+    ood; 2-D toys: density, ood); ``fid`` (Inception FID against the test split) needs
+    torch-fidelity and local weights at ``inception_weights``. ``every`` > 0 also evaluates during
+    training."""
 
     source: Literal["chains", "bank"] = "chains"
     kernel: str | None = None
@@ -70,6 +72,7 @@ class EvalSpec:
     score: Literal["energy"] = "energy"
     every: int = 0
     grid: int = 200
+    inception_weights: str | None = None
 
 
 @attrs.define
