@@ -77,8 +77,24 @@ def command_nodes(args) -> int:
 def command_sample(args) -> int:
     from ebmgraph.engine.run_dir import sample_run
 
-    path = sample_run(Path(args.run_dir), n=args.n, steps=args.steps, out=args.out, device=args.device)
-    print(path)
+    paths = sample_run(Path(args.run_dir), n=args.n, steps=args.steps, out=args.out, device=args.device,
+                       trajectory=args.trajectory)
+    print("\n".join(map(str, paths)))
+    return 0
+
+
+def command_draw(args) -> int:
+    from ebmgraph.engine.check import check_graph
+    from ebmgraph.viz.drawing import draw
+
+    print(draw(check_graph(_load(args)), args.output), end="")
+    return 0
+
+
+def command_report(args) -> int:
+    from ebmgraph.viz.report import write_report
+
+    print(write_report(Path(args.run_dir), args.output))
     return 0
 
 
@@ -115,6 +131,16 @@ def parser() -> argparse.ArgumentParser:
     _graph_arguments(compile_)
     compile_.set_defaults(handler=command_compile)
 
+    draw = sub.add_parser("draw", help="draw the dataflow: a text tree, or a picture with -o")
+    _graph_arguments(draw)
+    draw.add_argument("-o", "--output", help="out.svg | out.png | out.mmd (Mermaid) | out.dot (Graphviz)")
+    draw.set_defaults(handler=command_draw)
+
+    report = sub.add_parser("report", help="one self-contained HTML report of a run (and PNG plots)")
+    report.add_argument("run_dir")
+    report.add_argument("-o", "--output", help="HTML path (default: RUN_DIR/report.html)")
+    report.set_defaults(handler=command_report)
+
     nodes = sub.add_parser("nodes", help="list every node, model and optimizer type")
     nodes.add_argument("--markdown", action="store_true", help="print the reference as Markdown (docs/nodes.md)")
     nodes.set_defaults(handler=command_nodes)
@@ -125,6 +151,8 @@ def parser() -> argparse.ArgumentParser:
     sample.add_argument("--steps", type=int, help="Langevin steps (default: eval.steps or the kernel's)")
     sample.add_argument("--out", help="PNG path (default: RUN_DIR/samples/fresh_<K>steps.png)")
     sample.add_argument("--device", help="torch device")
+    sample.add_argument("--trajectory", action="store_true",
+                        help="also save a strip of the chains over their steps with their energy profile")
     sample.set_defaults(handler=command_sample)
 
     evaluate = sub.add_parser("eval", help="evaluate a trained run as its graph's eval section says; "

@@ -29,7 +29,7 @@ def test_run_writes_the_run_directory_and_sample_draws_fresh_chains(tmp_path, ca
             "bank/reinit_fraction", "steps_per_second"} <= set(records[-1])
 
     assert main(["sample", str(out), "--n", "8", "--steps", "5"]) == 0
-    png = capsys.readouterr().out.strip()
+    png = capsys.readouterr().out.strip()  # one path per line
     assert png.endswith("fresh_5steps.png") and (out / "samples" / "fresh_5steps.png").stat().st_size > 0
 
 

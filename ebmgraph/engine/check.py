@@ -47,6 +47,10 @@ class CheckedGraph:
     def delays(self) -> list[Edge]:
         return [e for e in self.edges if e.delay]
 
+    def stops_gradient(self, edge: Edge) -> bool:
+        """True when the edge carries a constant for learning (it leaves a stop-gradient output)."""
+        return any(p.name == edge.source_port and p.stop_gradient for p in self.node_type(edge.source).outputs)
+
     def kernels(self) -> list[str]:
         return [n for n in self.order if self.node_type(n).family == "kernel"]
 

@@ -12,6 +12,7 @@ from ebmgraph.spec.load import load_graph
 from ebmgraph.store.checkpoint import load_checkpoint
 from ebmgraph.store.run_files import EVAL_FILE, EVAL_LOG, EVAL_PNG, GRAPH_FILE, SAMPLES_DIR
 from ebmgraph.viz.grids import save_samples_png
+from ebmgraph.viz.trajectory import save_trajectory_png
 
 
 def restore(run_dir: Path, device: str | None = None) -> tuple[Program, int]:
@@ -26,7 +27,8 @@ def _reference(program: Program):
 
 
 def sample_run(run_dir: Path, n: int | None = None, steps: int | None = None, out: str | None = None,
-               device: str | None = None) -> Path:
+               device: str | None = None, trajectory: bool = False) -> list[Path]:
+    """Fresh chains as a PNG grid; with ``trajectory`` also a strip of chains over their steps."""
     program, _ = restore(run_dir, device)
     evaluation = Evaluation(program)
     samples = evaluation.draw(n, steps)
@@ -35,7 +37,11 @@ def sample_run(run_dir: Path, n: int | None = None, steps: int | None = None, ou
     save_samples_png(samples.cpu(), path, reference=_reference(program),
                      title=f"{program.spec.name}: {len(samples)} fresh chains, {chain_steps} steps "
                            f"from {program.spec.eval.init} noise ({evaluation.energy_name})")
-    return path
+    if not trajectory:
+        return [path]
+    strip = path.with_name(path.stem + "_trajectory.png")
+    save_trajectory_png(evaluation, strip, steps=chain_steps)
+    return [path, strip]
 
 
 def write_evaluation(program: Program, run_dir: Path, step: int, n: int | None = None) -> dict:

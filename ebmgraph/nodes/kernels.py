@@ -53,7 +53,8 @@ class _Kernel(Node):
     Config = LangevinParameters
     inputs = (Port("energy", model_ref("energy"), "the energy E(x) to sample from"),
               Port("init", SAMPLE, "initial states of the chains"))
-    outputs = (Port("x", SAMPLE, "states after the last step (a constant for parameter learning)"),)
+    outputs = (Port("x", SAMPLE, "states after the last step (a constant for parameter learning)",
+                    stop_gradient=True),)
 
     def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
         out_shape = self.check_model_input("energy", "init", inputs["init"])

@@ -37,6 +37,8 @@ class Port:
 
     ``delay`` marks a bank's write input: its value is stored at the end of the step and read at
     the start of the next, so the edge is a unit delay and never closes a cycle.
+    ``stop_gradient`` marks an output that is a constant for parameter learning (a kernel's
+    samples): no parameter gradient flows back through edges leaving it.
     """
 
     name: str
@@ -44,6 +46,7 @@ class Port:
     doc: str = ""
     optional: bool = False
     delay: bool = False
+    stop_gradient: bool = False
 
 
 @attrs.frozen
