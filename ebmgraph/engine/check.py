@@ -52,7 +52,9 @@ class CheckedGraph:
         return any(p.name == edge.source_port and p.stop_gradient for p in self.node_type(edge.source).outputs)
 
     def kernels(self) -> list[str]:
-        return [n for n in self.order if self.node_type(n).family == "kernel"]
+        """Kernels on an energy model (those that can draw evaluation samples), in order."""
+        return [n for n in self.order if self.node_type(n).family == "kernel"
+                and any(p.name == "energy" for p in self.node_type(n).inputs)]
 
 
 class _Checker:
@@ -193,10 +195,10 @@ class _Checker:
     def propagate(self, order: list[str], built: dict[str, Node]) -> dict[tuple[str, str], Value]:
         values: dict[tuple[str, str], Value] = {}
         for name in order:
-            inputs = {e.target_port: values[(e.source, e.source_port)] for e in self.edges
-                      if e.target == name and not e.delay and (e.source, e.source_port) in values}
-            if len(inputs) < len(built[name].tensor_inputs()):
+            incoming = [e for e in self.edges if e.target == name and not e.delay]
+            if any((e.source, e.source_port) not in values for e in incoming):
                 continue  # an upstream node already failed
+            inputs = {e.target_port: values[(e.source, e.source_port)] for e in incoming}
             try:
                 outputs = built[name].infer(inputs)
             except ShapeError as error:
@@ -220,7 +222,7 @@ class _Checker:
     def samples(self, order: list[str]) -> tuple[str, str] | None:
         ref = self.spec.train.samples
         if ref is None:
-            kernels = self._family_members(order, "kernel")
+            kernels = self._energy_kernels(order)
             return (kernels[-1], "x") if kernels else None
         node, dot, port = ref.partition(".")
         if node not in self.nodes:
@@ -238,17 +240,25 @@ class _Checker:
     def _family_members(self, order: list[str], family: str) -> list[str]:
         return [n for n in order if NODES.get(self.nodes[n].type).family == family]
 
+    def _energy_kernels(self, order: list[str]) -> list[str]:
+        return [n for n in self._family_members(order, "kernel")
+                if any(p.name == "energy" for p in NODES.get(self.nodes[n].type).inputs)]
+
     def check_eval(self, order: list[str]) -> None:
         spec = self.spec.eval
-        kernels, banks = self._family_members(order, "kernel"), self._family_members(order, "bank")
+        kernels, banks = self._energy_kernels(order), self._family_members(order, "bank")
         if spec.kernel is not None and spec.kernel not in kernels:
-            self.error(("eval", "kernel"), f"'{spec.kernel}' is not a kernel node{did_you_mean(spec.kernel, kernels)}; "
-                                           f"kernels: {one_of(kernels) if kernels else 'none'}")
+            self.error(("eval", "kernel"), f"'{spec.kernel}' is not a kernel on an energy model"
+                                           f"{did_you_mean(spec.kernel, kernels)}; such kernels: "
+                                           f"{one_of(kernels) if kernels else 'none'}")
         if spec.source == "chains" and not kernels and spec.energy is None:
             self.error(("eval", "source"), "fresh evaluation chains need a kernel node; this graph has none")
         if spec.source == "bank" and (spec.bank not in banks if spec.bank is not None else not banks):
             self.error(("eval", "bank"), f"'{spec.bank}' is not a bank node{did_you_mean(spec.bank, banks)}; "
                                          f"banks: {one_of(banks) if banks else 'none'}")
+        if spec.init == "generator" and model_role(self.spec, spec.generator) != "generator":
+            self.error(("eval", "generator"), f"eval.init 'generator' needs eval.generator, a generator model; found "
+                                              f"{spec.generator!r}{did_you_mean(spec.generator or '', self.spec.models)}")
         if spec.energy is not None and model_role(self.spec, spec.energy) != "energy":
             self.error(("eval", "energy"), f"'{spec.energy}' is not an energy model"
                                            f"{did_you_mean(spec.energy, self.spec.models)}")

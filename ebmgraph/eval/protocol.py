@@ -78,13 +78,20 @@ class Evaluation:
             index = torch.randperm(bank.size, generator=ctx.generator(f"{EVAL_SEED_LABEL}:bank"),
                                    device=bank.device)[:n]
             return bank.storage[index].float()
-        e = self.eval
-        init = (UniformConfig(e.low, e.high) if e.init == "uniform" else GaussianConfig(e.std)).draw(
-            (n, *self.data.sample_shape), ctx.generator(f"{EVAL_SEED_LABEL}:init"), self.program.device)
+        init = self._initial_states(n, ctx.generator(f"{EVAL_SEED_LABEL}:init"))
         kernel = self.program.nodes[self.kernel_name]
         chains = type(kernel)(self.kernel_name, attrs.evolve(kernel.config, steps=self.chain_steps(steps)),
                               {"energy": self.energy}, self.program.device)
         return chains(ctx, init=init)["x"]
+
+    def _initial_states(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        e, device = self.eval, self.program.device
+        if e.init == "generator":
+            model = self.program.models[e.generator]
+            with torch.no_grad():
+                return model(torch.randn((n, *model.latent_shape), generator=generator, device=device))
+        noise = UniformConfig(e.low, e.high) if e.init == "uniform" else GaussianConfig(e.std)
+        return noise.draw((n, *self.data.sample_shape), generator, device)
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """In-distribution score for OOD detection: -E(x) of the evaluation energy."""

@@ -1,6 +1,7 @@
 """Every built-in node, model and optimizer type, registered by importing its module."""
 
-from ebmgraph.nodes import banks, data, ema, energies, kernels, losses, noise, optimizers  # noqa: F401
+from ebmgraph.nodes import (  # noqa: F401
+    banks, data, ema, encoders, energies, generators, kernels, latent_losses, losses, noise, optimizers, posterior)
 from ebmgraph.nodes.registry import MODELS, NODES, OPTIMIZERS
 
 __all__ = ["MODELS", "NODES", "OPTIMIZERS"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import attrs
 import torch
@@ -15,10 +15,10 @@ from ebmgraph.nodes.registry import NODES, Node
 
 
 @contextlib.contextmanager
-def frozen_parameters(module: torch.nn.Module) -> Iterator[None]:
+def frozen_parameters(*modules: torch.nn.Module) -> Iterator[None]:
     """Switch parameter gradients off while sampling: no accumulation, and a cheaper backward.
     Parametrized weights (spectral norm) are computed once for the whole chain, not every step."""
-    parameters = [p for p in module.parameters() if p.requires_grad]
+    parameters = [p for module in modules for p in module.parameters() if p.requires_grad]
     for p in parameters:
         p.requires_grad_(False)
     try:
@@ -29,7 +29,8 @@ def frozen_parameters(module: torch.nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def energy_and_gradient(energy: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def energy_and_gradient(energy: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """E(x) per sample and its gradient with respect to x."""
     x = x.detach().requires_grad_(True)
     e = energy(x)
@@ -49,24 +50,38 @@ def clip_gradient(grad: torch.Tensor, value: float | None, norm: float | None) -
 
 
 class _Kernel(Node):
+    """Base of kernels: ``langevin`` runs the chain on any per-sample energy function of the state,
+    with every bound model frozen."""
+
     family = "kernel"
     Config = LangevinParameters
-    inputs = (Port("energy", model_ref("energy"), "the energy E(x) to sample from"),
-              Port("init", SAMPLE, "initial states of the chains"))
     outputs = (Port("x", SAMPLE, "states after the last step (a constant for parameter learning)",
                     stop_gradient=True),)
 
-    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
-        out_shape = self.check_model_input("energy", "init", inputs["init"])
-        batch = inputs["init"].shape[0]
-        if out_shape != (batch,):
-            raise ShapeError("init", f"energy must give one scalar per sample, shape ({batch},), but gives {out_shape}")
-        return {"x": Value(SAMPLE, inputs["init"].shape)}
-
-    def _gradient(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _gradient(self, energy: Callable, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.config
-        energy, grad = energy_and_gradient(self.models["energy"], x)
-        return energy, clip_gradient(grad, c.clip_grad_value, c.clip_grad_norm)
+        value, grad = energy_and_gradient(energy, x)
+        return value, clip_gradient(grad, c.clip_grad_value, c.clip_grad_norm)
+
+    def langevin(self, ctx, init: torch.Tensor, energy: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """K steps of ``x <- x - a grad E(x) / T + b xi`` from ``init``."""
+        c = self.config
+        _, noise, _ = c.resolved()
+        drift = c.drift
+        generator = ctx.generator(self.name)
+        x = init.detach()
+        first = grad = None
+        with frozen_parameters(*self.models.values()):
+            for _ in range(c.steps):
+                current, grad = self._gradient(energy, x)
+                first = current if first is None else first
+                x = x - drift * grad + noise * torch.randn(x.shape, generator=generator, device=x.device)
+                if c.clamp is not None:
+                    x = x.clamp(*c.clamp)
+            if grad is not None and ctx.diagnostics_wanted:
+                with torch.no_grad():
+                    self._record(ctx, first, energy(x), grad)
+        return x.detach()
 
     def _record(self, ctx, first_energy: torch.Tensor, last_energy: torch.Tensor, grad: torch.Tensor) -> None:
         """Mean energy at the chains' start and end, and the mean per-sample norm of the last gradient."""
@@ -75,8 +90,22 @@ class _Kernel(Node):
         ctx.record(self.name, "grad_norm", grad.flatten(1).norm(dim=1).mean())
 
 
+class _EnergyKernel(_Kernel):
+    """A kernel on the energy model bound to its ``energy`` port."""
+
+    inputs = (Port("energy", model_ref("energy"), "the energy E(x) to sample from"),
+              Port("init", SAMPLE, "initial states of the chains"))
+
+    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
+        out_shape = self.check_model_input("energy", "init", inputs["init"])
+        batch = inputs["init"].shape[0]
+        if out_shape != (batch,):
+            raise ShapeError("init", f"energy must give one scalar per sample, shape ({batch},), but gives {out_shape}")
+        return {"x": Value(SAMPLE, inputs["init"].shape)}
+
+
 @NODES.register
-class Langevin(_Kernel):
+class Langevin(_EnergyKernel):
     """Unadjusted Langevin dynamics, K steps of ``x <- x - a grad E(x) / T + b xi`` (ebmgraph's single
     parameterization; see ``ebmgraph check`` for the resolved a, b and effective temperature),
     with optional gradient clipping (by value or per-sample norm) and state clamping."""
@@ -84,24 +113,7 @@ class Langevin(_Kernel):
     type_name = "langevin"
 
     def __call__(self, ctx, init: torch.Tensor) -> dict[str, torch.Tensor]:
-        c = self.config
-        _, noise, _ = c.resolved()
-        drift = c.drift
-        generator = ctx.generator(self.name)
-        x = init.detach()
-        first = grad = None
-        energy = self.models["energy"]
-        with frozen_parameters(energy):
-            for _ in range(c.steps):
-                current, grad = self._gradient(x)
-                first = current if first is None else first
-                x = x - drift * grad + noise * torch.randn(x.shape, generator=generator, device=x.device)
-                if c.clamp is not None:
-                    x = x.clamp(*c.clamp)
-            if grad is not None and ctx.diagnostics_wanted:
-                with torch.no_grad():
-                    self._record(ctx, first, energy(x), grad)
-        return {"x": x.detach()}
+        return {"x": self.langevin(ctx, init, self.models["energy"])}
 
 
 @attrs.define
@@ -119,7 +131,7 @@ class MalaConfig(LangevinParameters):
 
 
 @NODES.register
-class Mala(_Kernel):
+class Mala(_EnergyKernel):
     """Metropolis-adjusted Langevin: the Langevin proposal ``y = x - a grad E(x) / T + b xi`` accepted
     with probability min(1, pi(y) q(x|y) / (pi(x) q(y|x))) for pi = exp(-E / T_eff). With ``clamp``
     the target is restricted to the box: proposals outside it are rejected."""
@@ -143,12 +155,13 @@ class Mala(_Kernel):
         x = init.detach()
         accepted = torch.zeros((), device=x.device)
         first = grad_x = None
-        with frozen_parameters(self.models["energy"]):
-            energy_x, grad_x = self._gradient(x) if c.steps else (None, None)
+        energy = self.models["energy"]
+        with frozen_parameters(energy):
+            energy_x, grad_x = self._gradient(energy, x) if c.steps else (None, None)
             first = energy_x
             for _ in range(c.steps):
                 y = x - c.drift * grad_x + noise * torch.randn(x.shape, generator=generator, device=x.device)
-                energy_y, grad_y = self._gradient(y)
+                energy_y, grad_y = self._gradient(energy, y)
                 log_alpha = self.log_acceptance(x, y, energy_x, energy_y, grad_x, grad_y)
                 if c.clamp is not None:
                     inside = ((y >= c.clamp[0]) & (y <= c.clamp[1])).flatten(1).all(1)

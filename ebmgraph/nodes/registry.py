@@ -65,16 +65,8 @@ class Node(abc.ABC):
         self.device = device
 
     @classmethod
-    def tensor_inputs(cls) -> tuple[Port, ...]:
-        return tuple(p for p in cls.inputs if p.type.kind != "model" and not p.delay)
-
-    @classmethod
     def model_inputs(cls) -> tuple[Port, ...]:
         return tuple(p for p in cls.inputs if p.type.kind == "model")
-
-    @classmethod
-    def delay_inputs(cls) -> tuple[Port, ...]:
-        return tuple(p for p in cls.inputs if p.delay)
 
     @classmethod
     def doc(cls) -> str:
@@ -98,7 +90,7 @@ class Node(abc.ABC):
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ShapeError(input_port, f"model bound to '{model_port}' cannot take shape {tuple(value.shape)}: "
                                          f"{first_line}") from None
-        return tuple(out.shape)
+        return tuple((out[0] if isinstance(out, tuple) else out).shape)
 
     def write(self, ctx, **delayed) -> None:
         """Store delay inputs at the end of the step (banks only)."""

@@ -49,8 +49,9 @@ Metric = Literal["fd", "modes", "ood", "density", "fid"]
 class EvalSpec:
     """``eval:`` how evaluation samples are drawn and which metrics are computed.
 
-    ``source: chains`` runs ``n`` fresh chains from ``init`` noise (uniform on [low, high] or
-    gaussian with ``std``) through the settings of kernel node ``kernel`` for ``steps`` steps
+    ``source: chains`` runs ``n`` fresh chains from ``init`` (uniform noise on [low, high],
+    gaussian noise with ``std``, or g(z), z ~ N(0, I), of generator model ``generator``) through
+    the settings of kernel node ``kernel`` for ``steps`` steps
     (defaults: the first kernel and its steps); ``source: bank`` takes ``n`` items of bank node
     ``bank``. The energy scored is ``energy`` (default: the kernel's), its EMA copy when the graph
     has one. ``metrics`` defaults to every metric that applies to the data (digits: fd, modes,
@@ -64,7 +65,8 @@ class EvalSpec:
     energy: str | None = None
     steps: int | None = None
     n: int = 500
-    init: Literal["uniform", "gaussian"] = "uniform"
+    init: Literal["uniform", "gaussian", "generator"] = "uniform"
+    generator: str | None = None
     low: float = -1.0
     high: float = 1.0
     std: float = 1.0

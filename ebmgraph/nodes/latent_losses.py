@@ -1,0 +1,54 @@
+"""Maximum-likelihood losses of generator and inference models on (x, z) pairs (Dual-MCMC
+eq. 18 and 19: each is the negative mean log density over one pair of batches; the equations'
+two expectations are two such losses bound to the same optimizer)."""
+
+from __future__ import annotations
+
+import attrs
+import torch
+
+from ebmgraph.nodes.ports import LOSS, SAMPLE, Port, Value, model_ref
+from ebmgraph.nodes.registry import NODES, Node
+
+
+@attrs.define
+class LogLikelihoodConfig:
+    weight: float = 1.0
+
+
+class _PairLogLikelihood(Node):
+    family = "loss"
+    Config = LogLikelihoodConfig
+    outputs = (Port("loss", LOSS, "the scalar loss"),)
+
+    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
+        return {"loss": Value(LOSS, ())}
+
+
+@NODES.register
+class GeneratorLogLikelihood(_PairLogLikelihood):
+    """``-weight * mean log p_theta(x, z)`` = ``weight * mean(||x - g(z)||^2 / (2 sigma^2) + ||z||^2 / 2)``
+    plus constants: the generator's learning gradient on pairs (x, z) (eq. 18)."""
+
+    type_name = "generator_log_likelihood"
+    inputs = (Port("generator", model_ref("generator"), "the generator p_theta(x, z)"),
+              Port("x", SAMPLE, "images"), Port("z", SAMPLE, "their latents"))
+
+    def __call__(self, ctx, x: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        log_joint = self.models["generator"].log_joint(x.detach(), z.detach())
+        ctx.record(self.name, "log_joint", log_joint.mean())
+        return {"loss": -self.config.weight * log_joint.mean()}
+
+
+@NODES.register
+class EncoderLogLikelihood(_PairLogLikelihood):
+    """``-weight * mean log q_phi(z | x)``: the inference model's learning gradient on pairs (x, z) (eq. 19)."""
+
+    type_name = "encoder_log_likelihood"
+    inputs = (Port("encoder", model_ref("encoder"), "the inference model q_phi(z|x)"),
+              Port("x", SAMPLE, "images"), Port("z", SAMPLE, "their latents"))
+
+    def __call__(self, ctx, x: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        log_prob = self.models["encoder"].log_prob(z.detach(), x.detach())
+        ctx.record(self.name, "log_prob", log_prob.mean())
+        return {"loss": -self.config.weight * log_prob.mean()}

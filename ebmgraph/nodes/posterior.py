@@ -1,0 +1,52 @@
+"""Langevin inference on a generator's posterior (Dual-MCMC eq. 21): z-chains targeting
+p(z|x) ∝ p(x|z) p(z), for any (generator, prior) pair."""
+
+from __future__ import annotations
+
+import torch
+
+from ebmgraph.nodes.kernels import _Kernel
+from ebmgraph.nodes.ports import SAMPLE, Port, ShapeError, Value, model_ref
+from ebmgraph.nodes.registry import NODES
+
+
+@NODES.register
+class PosteriorLangevin(_Kernel):
+    """Unadjusted Langevin on the latent z with energy U(z) = -log p(x|z) - log p(z): the gaussian
+    generator's reconstruction term ||m (x - g(z))||^2 / (2 sigma^2) over the pixels where ``mask``
+    is 1 (all when unconnected), plus ||z||^2 / 2 for the N(0, I) prior, plus E(z) when a latent
+    energy ``prior`` is bound (the prior exp(-E(z)) N(z; 0, I)). Started from ``init`` (e.g. the
+    inference model's draw); same (a, b, T) parameterization as ``langevin``."""
+
+    type_name = "posterior_langevin"
+    inputs = (Port("generator", model_ref("generator"), "the generator p(x|z)"),
+              Port("prior", model_ref("energy"), "optional latent energy E(z) tilting the N(0, I) prior",
+                   optional=True),
+              Port("x", SAMPLE, "the observed samples"),
+              Port("init", SAMPLE, "initial latents"),
+              Port("mask", SAMPLE, "optional 0/1 mask of observed pixels, shaped like x", optional=True))
+    outputs = (Port("z", SAMPLE, "latents after the last step (a constant for parameter learning)",
+                    stop_gradient=True),)
+
+    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
+        generated = self.check_model_input("generator", "init", inputs["init"])
+        if generated != inputs["x"].shape:
+            raise ShapeError("x", f"the generator maps these latents to shape {generated}, not to the observed shape")
+        if "mask" in inputs and inputs["mask"].shape[1:] != inputs["x"].shape[1:]:
+            raise ShapeError("mask", f"the mask must be shaped like x, {inputs['x'].shape}")
+        if "prior" in self.models:
+            self.check_model_input("prior", "init", inputs["init"])
+        return {"z": Value(SAMPLE, inputs["init"].shape)}
+
+    def energy(self, x: torch.Tensor, mask: torch.Tensor | None):
+        """U(z) per sample for observed ``x``."""
+        generator, prior = self.models["generator"], self.models.get("prior")
+
+        def posterior_energy(z: torch.Tensor) -> torch.Tensor:
+            value = -generator.log_joint(x, z, mask)
+            return value if prior is None else value + prior(z)
+        return posterior_energy
+
+    def __call__(self, ctx, x: torch.Tensor, init: torch.Tensor, mask: torch.Tensor | None = None
+                 ) -> dict[str, torch.Tensor]:
+        return {"z": self.langevin(ctx, init, self.energy(x.detach(), mask))}
