@@ -121,8 +121,10 @@ class Evaluation:
 
         params = {f.name: getattr(self.data.config, f.name) for f in attrs.fields(type(self.data.config))
                   if f.name != "batch_size"}
-        grid = Grid(self.eval.low, self.eval.high, self.eval.grid)
-        return evaluate_2d(self.data.type_name, params, grid, energy=self.energy, samples=samples)
+        e = self.eval
+        exact = evaluate_2d(self.data.type_name, params, Grid(e.low, e.high, e.grid), energy=self.energy)
+        coarse = Grid(e.low, e.high, e.histogram_grid)
+        return {**exact, **evaluate_2d(self.data.type_name, params, coarse, samples=samples)}
 
     def _fid(self, samples):
         from ebmgraph.eval.inception import inception_fid

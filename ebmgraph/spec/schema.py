@@ -74,6 +74,7 @@ class EvalSpec:
     score: Literal["energy"] = "energy"
     every: int = 0
     grid: int = 200
+    histogram_grid: int = 32
     inception_weights: str | None = None
 
 

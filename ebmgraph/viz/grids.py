@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
+from matplotlib.patches import Patch
 from matplotlib.figure import Figure
 
 PAD_VALUE = 1.0
@@ -37,11 +38,11 @@ def image_grid(samples: torch.Tensor, nrow: int | None = None) -> np.ndarray:
 
 
 def save_samples_png(samples: torch.Tensor, path: str | os.PathLike, title: str = "",
-                     reference: torch.Tensor | None = None) -> None:
-    """Save images (N, C, H, W) as a grid, or 2-D points (N, 2) as a scatter over a log-density
-    histogram of ``reference`` (the data) if given."""
+                     reference: torch.Tensor | None = None, nrow: int | None = None) -> None:
+    """Save images (N, C, H, W) as a grid (``nrow`` images a row), or 2-D points (N, 2) as a
+    scatter over a log-density histogram of ``reference`` (the data) if given."""
     if samples.dim() == 4:
-        fig = _image_figure(image_grid(samples))
+        fig = _image_figure(image_grid(samples, nrow))
     elif samples.dim() == 2 and samples.shape[1] == 2:
         fig = _scatter_figure(_numpy(samples), None if reference is None else _numpy(reference))
     else:
@@ -81,8 +82,11 @@ def _scatter_figure(points: np.ndarray, reference: np.ndarray | None) -> Figure:
     fig = _figure((FIGURE_INCHES, FIGURE_INCHES))
     ax = fig.add_subplot()
     if len(reference):
-        ax.hist2d(reference[:, 0], reference[:, 1], bins=100, range=limits, norm=LogNorm(), cmap="Blues")
-    ax.scatter(points[:, 0], points[:, 1], s=4, c="tab:red", alpha=0.6, linewidths=0)
+        ax.hist2d(reference[:, 0], reference[:, 1], bins=100, range=limits, norm=LogNorm(), cmap="Greys")
+    dots = ax.scatter(points[:, 0], points[:, 1], s=10, c="tab:orange", alpha=0.8, edgecolors="black",
+                      linewidths=0.3, label="samples")
+    if len(reference):
+        ax.legend(handles=[dots, Patch(color="grey", label="data density")], loc="upper right", fontsize=8)
     ax.set_xlim(limits[0])
     ax.set_ylim(limits[1])
     ax.set_aspect("equal")

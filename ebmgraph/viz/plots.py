@@ -1,0 +1,238 @@
+"""Plots of a run's logs for ``ebmgraph report``: metrics.jsonl keys grouped into panels by their
+name pattern (no per-graph code), eval.jsonl metrics over time, bank statistics. Every function
+returns PNG bytes; figures are drawn by the Agg backend outside pyplot, so no global state is kept."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+from ebmgraph.viz.grids import _figure
+
+PANEL_SIZE = (7.5, 3.6)
+SMOOTH_ABOVE = 40  # more points than this: draw the raw curve faint and an EMA over it
+
+
+@attrs.frozen
+class Panel:
+    """A plot of the metric ``keys`` against the training step."""
+
+    slug: str
+    title: str
+    ylabel: str
+    keys: tuple[str, ...]
+    description: str = ""
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of ``path``, one a line; missing file: none. A partly written last line
+    (a run still writing) and blank lines are skipped."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def is_scalar(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def scalar_keys(records: Iterable[dict], skip: tuple[str, ...] = ("step",)) -> list[str]:
+    """Every key with a number in some record, in first-seen order."""
+    keys: dict[str, None] = {}
+    for record in records:
+        for key, value in record.items():
+            if key not in skip and is_scalar(value):
+                keys.setdefault(key, None)
+    return list(keys)
+
+
+def series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of ``key`` over the records that have it as a number."""
+    points = [(r["step"], r[key]) for r in records if is_scalar(r.get(key)) and is_scalar(r.get("step"))]
+    if not points:
+        return np.empty(0), np.empty(0)
+    steps, values = zip(*points)
+    return np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+
+
+def _suffix(*names: str) -> Callable[[str], bool]:
+    return lambda key: "/" in key and key.rsplit("/", 1)[1] in names
+
+
+# (slug, title, y label, description, key predicate); a key goes to the first panel that takes it.
+# ``optimizer`` keys (OPTIMIZER/grad_norm) are told apart from kernels' by the graph's optimizer names.
+PANEL_RULES: list[tuple[str, str, str, str, Callable[[str], bool]]] = [
+    ("losses", "Losses", "loss", "every loss of the graph (loss/NAME), as minimized",
+     lambda key: key.startswith("loss/")),
+    ("contrastive_divergence", "Energies of positives and negatives", "energy",
+     "E+ (data) and E- (samples) of each contrastive-divergence loss, and their gap E- - E+",
+     _suffix("E+", "E-", "gap")),
+    ("kernel_grad_norms", "Kernel gradient norms", "mean per-sample ‖∇x E‖",
+     "the norm of the energy's gradient at the chains' last step, per kernel", _suffix("grad_norm")),
+    ("chain_energies", "Chain energies", "mean E(x)",
+     "mean energy at the start and at the end of each kernel's chains", _suffix("energy_start", "energy_end")),
+    ("acceptance", "MALA acceptance rate", "acceptance", "fraction of accepted proposals", _suffix("acceptance")),
+    ("bank_age", "Bank age", "mean age (steps)", "mean number of steps since each bank item was drawn as noise",
+     _suffix("age")),
+    ("bank_reinit", "Bank re-initialization", "fraction", "fraction of each batch drawn from fresh noise",
+     _suffix("reinit_fraction")),
+    ("steps_per_second", "Throughput", "steps / second", "training steps per second",
+     lambda key: key == "steps_per_second"),
+]
+
+
+def metric_panels(keys: list[str], optimizers: Iterable[str] = ()) -> list[Panel]:
+    """The panels for these metrics.jsonl keys; keys no rule takes go to a last 'Other diagnostics' panel."""
+    optimizers = set(optimizers)
+    is_optimizer_norm = lambda key: key.endswith("/grad_norm") and key.rsplit("/", 1)[0] in optimizers  # noqa: E731
+    rules = [("optimizer_grad_norms", "Optimizer gradient norms", "‖∇θ loss‖",
+              "parameter-gradient norm of each optimizer with clip_grad_norm (before clipping)",
+              is_optimizer_norm)] + PANEL_RULES
+    taken: dict[str, list[str]] = {rule[0]: [] for rule in rules}
+    other = []
+    for key in keys:
+        for slug, *_, accepts in rules:
+            if accepts(key):
+                taken[slug].append(key)
+                break
+        else:
+            other.append(key)
+    panels = [Panel(slug, title, ylabel, tuple(taken[slug]), description)
+              for slug, title, ylabel, description, _ in rules if taken[slug]]
+    if other:
+        panels.append(Panel("other", "Other diagnostics", "value", tuple(other), "metrics no other panel shows"))
+    return panels
+
+
+def png_bytes(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight", pad_inches=0.08)
+    fig.clear()
+    return buffer.getvalue()
+
+
+def ema(values: np.ndarray, points: int) -> np.ndarray:
+    """Exponential moving average with a span of about 1/20 of the points (bias-corrected)."""
+    alpha = 2.0 / (max(points // 20, 2) + 1)
+    out = np.empty_like(values)
+    mean, weight = 0.0, 0.0
+    for i, value in enumerate(values):
+        if math.isfinite(value):
+            mean = (1 - alpha) * mean + alpha * value
+            weight = (1 - alpha) * weight + alpha
+        out[i] = mean / weight if weight else math.nan
+    return out
+
+
+def _wants_log(all_values: list[np.ndarray]) -> bool:
+    values = np.concatenate([v[np.isfinite(v)] for v in all_values]) if all_values else np.empty(0)
+    return bool(len(values)) and bool((values > 0).all()) and values.max() / values.min() > 100
+
+
+def line_panel(panel: Panel, records: list[dict]) -> bytes:
+    """The panel's keys against the step: one labelled line each; many points: faint raw + EMA."""
+    fig = _figure(PANEL_SIZE)
+    ax = fig.add_subplot()
+    drawn = []
+    for index, key in enumerate(panel.keys):
+        steps, values = series(records, key)
+        if not len(steps):
+            continue
+        color = f"C{index % 10}"
+        style = "--" if key.endswith(("/energy_start", "/E+")) else "-"
+        if len(steps) > SMOOTH_ABOVE:
+            ax.plot(steps, values, style, color=color, lw=0.7, alpha=0.3)
+            ax.plot(steps, ema(values, len(values)), style, color=color, lw=1.8, label=key)
+        else:
+            ax.plot(steps, values, style, color=color, lw=1.6, marker="o" if len(steps) < 12 else None, ms=3,
+                    label=key)
+        drawn.append(values)
+    if _wants_log(drawn):
+        ax.set_yscale("log")
+    if any(key.endswith("/gap") for key in panel.keys) or (
+            panel.slug == "losses" and any(np.nanmin(v) < 0 < np.nanmax(v) for v in drawn if len(v))):
+        ax.axhline(0.0, color="gray", lw=0.8, zorder=0)
+    ax.set_title(panel.title, fontsize=11)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(panel.ylabel)
+    ax.grid(alpha=0.3)
+    if drawn:
+        ax.legend(fontsize=8, loc="best", ncol=1 if len(drawn) <= 6 else 2)
+    if any(len(v) > SMOOTH_ABOVE for v in drawn):
+        ax.text(0.0, -0.22, "thin: logged values; thick: exponential moving average", transform=ax.transAxes,
+                fontsize=7, color="gray")
+    return png_bytes(fig)
+
+
+def eval_panel(eval_records: list[dict]) -> tuple[bytes, list[str]] | None:
+    """Every scalar metric of eval.jsonl against the step, one small plot each (PNG, metric names);
+    None when there are no numeric metrics."""
+    metrics = [{"step": r.get("step"), **r.get("metrics", {})} for r in eval_records if isinstance(r.get("metrics"), dict)]
+    names = scalar_keys(metrics)
+    if not names:
+        return None
+    columns = min(4, len(names))
+    rows = math.ceil(len(names) / columns)
+    fig = _figure((3.3 * columns, 2.5 * rows + 0.3))
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        steps, values = series(metrics, name)
+        ax.plot(steps, values, "-o", color="C0", lw=1.5, ms=4)
+        if len(values):
+            ax.annotate(f"{values[-1]:.4g}", (steps[-1], values[-1]), textcoords="offset points", xytext=(0, 5),
+                        ha="right", fontsize=8, color="C3")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("training step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_axis_off()
+    fig.suptitle("Evaluation metrics over training (eval.jsonl; last value in red)", fontsize=11)
+    fig.tight_layout()
+    return png_bytes(fig), names
+
+
+def bars_panel(title: str, values: list[float], xlabel: str = "index", ylabel: str = "count") -> bytes:
+    """A list-valued metric (e.g. the class histogram of mode coverage) as bars."""
+    fig = _figure((6.0, 2.8))
+    ax = fig.add_subplot()
+    ax.bar(range(len(values)), values, color="C0")
+    ax.set_xticks(range(len(values)))
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    return png_bytes(fig)
+
+
+def histogram_panel(title: str, values: np.ndarray, xlabel: str) -> bytes:
+    fig = _figure((6.0, 2.8))
+    ax = fig.add_subplot()
+    values = values[np.isfinite(values)]
+    ax.hist(values, bins=min(50, max(len(np.unique(values)), 1)), color="C0")
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("items")
+    ax.grid(alpha=0.3, axis="y")
+    return png_bytes(fig)
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of ``text``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "panel"
