@@ -139,7 +139,7 @@ CASES = [
     case("unknown_loss.yaml",
          ":19:53: optimizers.adam.losses[1]: optimizer 'adam' uses unknown loss 'cdd' (did you mean 'cd'?)"),
     case("eval_not_kernel.yaml",
-         ":14:16: eval.kernel: 'negativs' is not a kernel node (did you mean 'negatives'?); kernels: 'negatives'"),
+         ":14:16: eval.kernel: 'negativs' is not a kernel on an energy model (did you mean 'negatives'?); such kernels: 'negatives'"),
     case("several_check_errors.yaml",
          ":7:39: nodes.negatives.energy: input 'energy' of node 'negatives' needs a model (Model[energy]); "
          "unknown model 'enrgy' (did you mean 'energy'?); models: 'energy'",

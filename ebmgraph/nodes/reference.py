@@ -8,13 +8,12 @@ from ebmgraph.nodes.catalog import MODELS, NODES, OPTIMIZERS
 
 
 def _type_name(annotation) -> str:
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
-    return text.replace("typing.", "")
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
 
 
 def _fields(config_cls) -> list[tuple[str, str, str]]:
     out = []
-    for field in attrs.fields(config_cls):
+    for field in attrs.fields(attrs.resolve_types(config_cls)):
         if field.default is attrs.NOTHING:
             default = "required"
         elif isinstance(field.default, attrs.Factory):

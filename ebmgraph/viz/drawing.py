@@ -371,8 +371,10 @@ def render_graphviz(drawing: Drawing, path: Path) -> None:
 # Coordinates are inches: the figure is exactly as large as the layout, so text never scales.
 
 NAME_SIZE, TYPE_SIZE, LABEL_SIZE, TITLE_SIZE, LEGEND_SIZE = 9.5, 8.0, 7.0, 12.0, 8.0
-BOX_HEIGHT, ROW_PITCH, MIN_GAP, MARGIN = 0.52, 0.95, 1.1, 0.35
+BOX_HEIGHT, ROW_PITCH, MIN_GAP, MARGIN, LANE_PITCH = 0.52, 0.95, 1.1, 0.35, 0.3
 LABEL_STEPS = (0.5, 0.42, 0.58, 0.34, 0.66, 0.27, 0.73, 0.2, 0.8)
+
+Point = tuple[float, float]
 
 
 @attrs.define
@@ -386,6 +388,44 @@ class Box:
         return self.x - self.width / 2, self.y - self.height / 2, self.x + self.width / 2, self.y + self.height / 2
 
 
+@attrs.frozen
+class Layout:
+    """Vertex boxes, the column of every vertex and the (left, right) edges of every column."""
+
+    boxes: dict[str, Box]
+    column: dict[str, int]
+    spans: list[tuple[float, float]]
+
+
+@attrs.frozen
+class Route:
+    """A link's path: an arc3 curve of bend ``rad`` between box centers, or (feedback links) a
+    polyline through ``corners`` whose horizontal middle segment runs above or below the picture."""
+
+    start: Point
+    end: Point
+    rad: float = 0.0
+    corners: tuple[Point, ...] = ()
+
+    def at(self, t: float) -> Point:
+        """A point a fraction ``t`` along the curve, or along the polyline's middle segment."""
+        if self.corners:
+            (x0, y0), (x1, y1) = self.corners[1], self.corners[2]
+            return x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+        (x0, y0), (cx, cy), (x2, y2) = self.start, self.control(), self.end
+        u = 1 - t
+        return u * u * x0 + 2 * u * t * cx + t * t * x2, u * u * y0 + 2 * u * t * cy + t * t * y2
+
+    def control(self) -> Point:
+        (x0, y0), (x2, y2) = self.start, self.end
+        return (x0 + x2) / 2 + self.rad * (y2 - y0), (y0 + y2) / 2 - self.rad * (x2 - x0)
+
+    def points(self, n: int = 40) -> list[Point]:
+        if self.corners:
+            return [self.start, *self.corners, self.end]
+        return [self.at(i / n) for i in range(n + 1)]
+
+
 def text_width(text: str, size: float, bold: bool = False) -> float:
     """Width in inches of one line of text in matplotlib's default font."""
     from matplotlib.font_manager import FontProperties
@@ -397,23 +437,26 @@ def text_width(text: str, size: float, bold: bool = False) -> float:
     return TextPath((0, 0), text, prop=prop).get_extents().width / 72
 
 
+def _flow_graph(drawing: Drawing) -> nx.DiGraph:
+    """Vertices and the links that go with the flow (feedback links left out): acyclic."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(v.id for v in drawing.vertices)
+    graph.add_edges_from((link.source, link.target) for link in drawing.links if not link.feedback)
+    return graph
+
+
 def layers(drawing: Drawing) -> dict[str, int]:
-    """Column of every vertex: topological generations of the flow (feedback links left out), then
-    each vertex moved right up to the column before its first successor, which shortens long edges."""
+    """Column of every vertex: topological generations of the flow, optimizers in the last column,
+    then each vertex moved right up to the column before its first successor (shorter edges)."""
     graph = _flow_graph(drawing)
     column = {v: i for i, generation in enumerate(nx.topological_generations(graph)) for v in generation}
+    last = max(column.values())
+    column.update({v.id: last for v in drawing.vertices if v.kind == "optimizer"})
     for vertex in reversed(list(nx.topological_sort(graph))):
         successors = [column[s] for s in graph.successors(vertex)]
         if successors:
             column[vertex] = max(column[vertex], min(successors) - 1)
     return column
-
-
-def _flow_graph(drawing: Drawing) -> nx.DiGraph:
-    graph = nx.DiGraph()
-    graph.add_nodes_from(v.id for v in drawing.vertices)
-    graph.add_edges_from((link.source, link.target) for link in drawing.links if not link.feedback)
-    return graph
 
 
 def column_orders(drawing: Drawing, column: dict[str, int], sweeps: int = 6) -> list[list[str]]:
@@ -426,8 +469,7 @@ def column_orders(drawing: Drawing, column: dict[str, int], sweeps: int = 6) -> 
         forward = sweep % 2 == 0
         rank = _ranks(columns)
         for index in (range(1, len(columns)) if forward else range(len(columns) - 2, -1, -1)):
-            neighbours = graph.predecessors if forward else graph.successors
-            columns[index] = _by_barycenter(columns[index], neighbours, rank)
+            columns[index] = _by_barycenter(columns[index], graph.predecessors if forward else graph.successors, rank)
             rank.update(_ranks([columns[index]]))
     return columns
 
@@ -445,97 +487,95 @@ def _by_barycenter(members: list[str], neighbours, rank: dict[str, float]) -> li
     return [v for _, v in sorted(enumerate(members), key=key)]
 
 
-def layout(drawing: Drawing) -> dict[str, Box]:
+def layout(drawing: Drawing) -> Layout:
     """Boxes in inches: columns left to right, separated by room for the widest edge label."""
     column = layers(drawing)
-    columns = column_orders(drawing, column)
-    vertices = {v.id: v for v in drawing.vertices}
     widths = {v.id: max(text_width(v.name, NAME_SIZE, bold=True), text_width(v.type, TYPE_SIZE)) + 0.3
               for v in drawing.vertices}
     labels = [text_width(link.label, LABEL_SIZE) for link in drawing.links if not link.feedback]
     gap = max([MIN_GAP] + [w + 0.35 for w in labels])
-    boxes, x = {}, 0.0
-    for index, members in enumerate(columns):
+    boxes, spans, x = {}, [], 0.0
+    for members in column_orders(drawing, column):
         width = max((widths[v] for v in members), default=1.0)
-        x += (width / 2 if index == 0 else width / 2 + gap)
+        left = x + gap if spans else 0.0
         for i, vertex in enumerate(members):
-            boxes[vertex] = Box(x, ((len(members) - 1) / 2 - i) * ROW_PITCH, widths[vertices[vertex].id])
-        x += width / 2
-    return boxes
+            boxes[vertex] = Box(left + width / 2, ((len(members) - 1) / 2 - i) * ROW_PITCH, widths[vertex])
+        spans.append((left, left + width))
+        x = left + width
+    return Layout(boxes, column, spans)
 
 
-def _curve(link: Link, boxes: dict[str, Box], rad: float) -> tuple[tuple[float, float], ...]:
-    """Start, control and end point of the link's quadratic curve (matplotlib's arc3)."""
-    a, b = boxes[link.source], boxes[link.target]
-    dx, dy = b.x - a.x, b.y - a.y
-    control = ((a.x + b.x) / 2 + rad * dy, (a.y + b.y) / 2 - rad * dx)
-    return (a.x, a.y), control, (b.x, b.y)
-
-
-def _point(curve, t: float) -> tuple[float, float]:
-    (x0, y0), (x1, y1), (x2, y2) = curve
-    u = 1 - t
-    return u * u * x0 + 2 * u * t * x1 + t * t * x2, u * u * y0 + 2 * u * t * y1 + t * t * y2
-
-
-def bends(drawing: Drawing, boxes: dict[str, Box]) -> list[float]:
-    """arc3 ``rad`` of each link: straight between neighbours, bowed around boxes in between, feedback
-    links arched over (delays) or under (updates) the whole picture, parallel links fanned out."""
-    top = max(b.y + b.height / 2 for b in boxes.values())
-    bottom = min(b.y - b.height / 2 for b in boxes.values())
-    bend, seen = [], {}
-    for link in drawing.links:
-        a, b = boxes[link.source], boxes[link.target]
-        pair = frozenset((link.source, link.target))
-        repeat = seen[pair] = seen.get(pair, -1) + 1
-        if link.feedback:
-            rad = _arch(a, b, top + 0.35 if link.delay else bottom - 0.35)
-        else:
-            rad = _detour(a, b, boxes)
-        bend.append(rad + (0.18 * repeat if rad >= 0 else -0.18 * repeat))
-    return bend
-
-
-def _arch(a: Box, b: Box, level: float) -> float:
-    """rad whose curve peaks at height ``level`` (arc3 peaks at half the control point's offset)."""
-    dx = b.x - a.x
-    if abs(dx) < 1e-6:
-        return 0.6
-    rise = 2 * (level - (a.y + b.y) / 2)
-    rad = -rise / dx
-    return math.copysign(min(max(abs(rad), 0.06), 0.9), rad)
+def routes(drawing: Drawing, at: Layout) -> list[Route]:
+    """Forward links: straight between neighbours, bowed around boxes in between, parallel links
+    fanned out. Feedback links: around the picture, delays above and optimizer updates below."""
+    forward, seen = {}, {}
+    for index, link in enumerate(drawing.links):
+        if not link.feedback:
+            a, b = at.boxes[link.source], at.boxes[link.target]
+            repeat = seen[(link.source, link.target)] = seen.get((link.source, link.target), -1) + 1
+            rad = _detour(a, b, at.boxes)
+            forward[index] = Route((a.x, a.y), (b.x, b.y), rad + math.copysign(0.18 * repeat, rad or 1.0))
+    ys = [y for b in at.boxes.values() for y in b.bounds()[1::2]] + \
+         [p[1] for route in forward.values() for p in route.points()]
+    routes = {**forward, **_feedback_routes(drawing, at, max(ys), min(ys))}
+    return [routes[i] for i in range(len(drawing.links))]
 
 
 def _detour(a: Box, b: Box, boxes: dict[str, Box]) -> float:
     """0 if the straight line clears every other box, else the smallest bow (either side) that does."""
-    for magnitude in (0.0, 0.12, 0.22, 0.32, 0.45):
+    for magnitude in (0.0, 0.1, 0.18, 0.26, 0.35, 0.45):
         for rad in ((magnitude, -magnitude) if magnitude else (0.0,)):
-            curve = ((a.x, a.y), ((a.x + b.x) / 2 + rad * (b.y - a.y), (a.y + b.y) / 2 - rad * (b.x - a.x)), (b.x, b.y))
-            if not any(_hits(curve, box) for box in boxes.values() if box is not a and box is not b):
+            route = Route((a.x, a.y), (b.x, b.y), rad)
+            if not any(_hits(route, box) for box in boxes.values() if box is not a and box is not b):
                 return rad
     return 0.3
 
 
-def _hits(curve, box: Box, pad: float = 0.06) -> bool:
+def _hits(route: Route, box: Box, pad: float = 0.06) -> bool:
     x0, y0, x1, y1 = box.bounds()
-    return any(x0 - pad <= x <= x1 + pad and y0 - pad <= y <= y1 + pad
-               for x, y in (_point(curve, t / 40) for t in range(1, 40)))
+    return any(x0 - pad <= x <= x1 + pad and y0 - pad <= y <= y1 + pad for x, y in route.points()[1:-1])
 
 
-def place_labels(drawing: Drawing, boxes: dict[str, Box], bend: list[float]) -> list[tuple[float, float]]:
+def _feedback_routes(drawing: Drawing, at: Layout, top: float, bottom: float) -> dict[int, Route]:
+    """Polylines: out of the source's right side, up (delays) or down (updates) in the gap after its
+    column to a lane of its own, along the lane, then down or up in the gap before the target's
+    column and into the target's left side. Lanes lie beyond ``top`` and ``bottom``; shorter links
+    take the inner lanes, so lanes nest."""
+    used: dict[tuple[float, int], int] = {}
+    routes = {}
+    for above in (True, False):
+        members = [i for i, link in enumerate(drawing.links) if link.feedback and link.delay == above]
+        members.sort(key=lambda i: abs(at.boxes[drawing.links[i].source].x - at.boxes[drawing.links[i].target].x))
+        for lane, index in enumerate(members):
+            link = drawing.links[index]
+            a, b = at.boxes[link.source], at.boxes[link.target]
+            y = top + 0.25 + LANE_PITCH * lane if above else bottom - 0.25 - LANE_PITCH * lane
+            out = _gap_x(at.spans[at.column[link.source]][1], +1, used)
+            into = _gap_x(at.spans[at.column[link.target]][0], -1, used)
+            routes[index] = Route((a.bounds()[2], a.y), (b.bounds()[0], b.y),
+                                  corners=((out, a.y), (out, y), (into, y), (into, b.y)))
+    return routes
+
+
+def _gap_x(edge: float, side: int, used: dict[tuple[float, int], int]) -> float:
+    """x of the next free vertical track beside a column edge (``side`` +1: right of it, -1: left)."""
+    key = (round(edge, 4), side)
+    track = used[key] = used.get(key, -1) + 1
+    return edge + side * (0.14 + 0.11 * track)
+
+
+def place_labels(drawing: Drawing, boxes: dict[str, Box], paths: list[Route]) -> list[Point]:
     """Label centers: the first point along each link (from its middle outwards) whose label box
     overlaps no vertex and no label placed before, else the least overlapping one."""
     height = LABEL_SIZE * 1.45 / 72
     taken = [box.bounds() for box in boxes.values()]
-    placed: dict[int, tuple[float, float]] = {}
+    placed: dict[int, Point] = {}
     links = drawing.links
     for index in sorted(range(len(links)), key=lambda i: (links[i].kind != "tensor", links[i].feedback)):
-        link = links[index]
-        width = text_width(link.label, LABEL_SIZE) + 0.08
-        curve = _curve(link, boxes, bend[index])
+        width = text_width(links[index].label, LABEL_SIZE) + 0.08
         best = None
         for rank, t in enumerate(LABEL_STEPS):
-            x, y = _point(curve, t)
+            x, y = paths[index].at(t)
             rect = (x - width / 2, y - height / 2, x + width / 2, y + height / 2)
             cost = sum(_overlap(rect, other) for other in taken) * 100 + rank * 1e-3
             if best is None or cost < best[0]:
@@ -555,12 +595,12 @@ def render_matplotlib(drawing: Drawing, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    boxes = layout(drawing)
-    bend = bends(drawing, boxes)
-    labels = place_labels(drawing, boxes, bend)
-    extent = _extent(drawing, boxes, bend, labels)
+    at = layout(drawing)
+    paths = routes(drawing, at)
+    labels = place_labels(drawing, at.boxes, paths)
+    extent = _extent(drawing, at.boxes, paths, labels)
     legend_rows, legend_columns = _legend_shape(drawing, extent[2] - extent[0])
-    legend_height = 0.25 * legend_rows + 0.25
+    legend_height = 0.24 * legend_rows + 0.3
     x0, y0, x1, y1 = extent[0] - MARGIN, extent[1] - MARGIN - legend_height, extent[2] + MARGIN, extent[3] + 0.7
     with matplotlib.rc_context({"svg.hashsalt": "ebmgraph", "path.simplify": False}):
         fig = Figure(figsize=(x1 - x0, y1 - y0))
@@ -569,30 +609,28 @@ def render_matplotlib(drawing: Drawing, path: Path) -> None:
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_axis_off()
-        patches = {v.id: _draw_vertex(ax, v, boxes[v.id]) for v in drawing.vertices}
-        for link, rad, label_at in zip(drawing.links, bend, labels):
-            _draw_link(ax, link, patches, rad, label_at)
+        patches = {v.id: _draw_vertex(ax, v, at.boxes[v.id]) for v in drawing.vertices}
+        for link, route, label_at in zip(drawing.links, paths, labels):
+            _draw_link(ax, link, route, patches, label_at)
         ax.text((x0 + x1) / 2, y1 - 0.3, drawing.title, ha="center", va="center", fontsize=TITLE_SIZE,
                 weight="bold")
-        ax.legend(handles=_legend_handles(drawing), loc="lower center", bbox_to_anchor=(0.5, 0.02),
+        ax.legend(handles=_legend_handles(drawing), loc="lower center", bbox_to_anchor=(0.5, 0.0),
                   ncol=legend_columns, frameon=False, fontsize=LEGEND_SIZE, handlelength=2.6)
         metadata = {"Date": None} if path.suffix.lower() == ".svg" else {}
         fig.savefig(path, dpi=120, metadata=metadata, facecolor="white")
 
 
-def _extent(drawing, boxes, bend, labels) -> tuple[float, float, float, float]:
+def _extent(drawing: Drawing, boxes: dict[str, Box], paths: list[Route], labels: list[Point]):
     xs, ys = [], []
     for box in boxes.values():
         bx0, by0, bx1, by1 = box.bounds()
         xs += [bx0, bx1]
         ys += [by0, by1]
-    for link, rad, (x, y) in zip(drawing.links, bend, labels):
-        curve = _curve(link, boxes, rad)
-        points = [_point(curve, t / 20) for t in range(21)]
-        xs += [p[0] for p in points]
-        ys += [p[1] for p in points]
-        width = text_width(link.label, LABEL_SIZE) / 2 + 0.05
-        xs += [x - width, x + width]
+    for link, route, (x, y) in zip(drawing.links, paths, labels):
+        xs += [p[0] for p in route.points()]
+        ys += [p[1] for p in route.points()]
+        half = text_width(link.label, LABEL_SIZE) / 2 + 0.05
+        xs += [x - half, x + half]
         ys += [y - 0.08, y + 0.08]
     return min(xs), min(ys), max(xs), max(ys)
 
@@ -611,21 +649,39 @@ def _draw_vertex(ax, vertex: Vertex, box: Box):
     return patch
 
 
-def _draw_link(ax, link: Link, patches, rad: float, label_at: tuple[float, float]) -> None:
+def _draw_link(ax, link: Link, route: Route, patches, label_at: Point) -> None:
     from matplotlib.patches import FancyArrowPatch
 
-    source, target = patches[link.source], patches[link.target]
-    arrow = FancyArrowPatch(posA=_center(source), posB=_center(target), patchA=source, patchB=target,
-                            connectionstyle=f"arc3,rad={rad:.4f}", arrowstyle="-|>", mutation_scale=11,
-                            color=link.color, linewidth=2.6 if link.delay else 1.2,
-                            linestyle=(0, (4, 2.5)) if link.dashed else "-", shrinkA=1, shrinkB=1, zorder=1)
+    style = {"arrowstyle": "-|>", "mutation_scale": 11, "color": link.color, "zorder": 1,
+             "linewidth": 2.4 if link.delay else 1.2, "linestyle": (0, (4, 2.5)) if link.dashed else "-"}
+    if route.corners:
+        arrow = FancyArrowPatch(path=_rounded(route.points()), **style)
+    else:
+        source, target = patches[link.source], patches[link.target]
+        arrow = FancyArrowPatch(posA=route.start, posB=route.end, patchA=source, patchB=target, shrinkA=1, shrinkB=1,
+                                connectionstyle=f"arc3,rad={route.rad:.4f}", **style)
     ax.add_patch(arrow)
     ax.text(*label_at, link.label, ha="center", va="center", fontsize=LABEL_SIZE, color=link.color, zorder=4,
             bbox={"boxstyle": "round,pad=0.12", "facecolor": "white", "edgecolor": "none", "alpha": 0.9})
 
 
-def _center(patch) -> tuple[float, float]:
-    return patch.get_x() + patch.get_width() / 2, patch.get_y() + patch.get_height() / 2
+def _rounded(points: list[Point], radius: float = 0.1):
+    """A matplotlib Path through ``points`` with its corners rounded."""
+    from matplotlib.path import Path as MplPath
+
+    vertices, codes = [points[0]], [MplPath.MOVETO]
+    for before, corner, after in zip(points, points[1:], points[2:]):
+        r = min(radius, math.dist(before, corner) / 2, math.dist(corner, after) / 2)
+        vertices += [_toward(corner, before, r), corner, _toward(corner, after, r)]
+        codes += [MplPath.LINETO, MplPath.CURVE3, MplPath.CURVE3]
+    vertices.append(points[-1])
+    codes.append(MplPath.LINETO)
+    return MplPath(vertices, codes)
+
+
+def _toward(start: Point, end: Point, distance: float) -> Point:
+    length = math.dist(start, end) or 1.0
+    return start[0] + (end[0] - start[0]) * distance / length, start[1] + (end[1] - start[1]) * distance / length
 
 
 def _legend_handles(drawing: Drawing) -> list:
@@ -641,7 +697,7 @@ def _legend_handles(drawing: Drawing) -> list:
     if any(link.dashed for link in drawing.links):
         handles.append(Line2D([], [], color="#404040", lw=1.2, ls=(0, (4, 2.5)), label="dashed: stops the gradient"))
     if any(link.delay for link in drawing.links):
-        handles.append(Line2D([], [], color=DELAY_COLOR, lw=2.6, label=f"{DELAY_MARK}: bank delay (next step)"))
+        handles.append(Line2D([], [], color=DELAY_COLOR, lw=2.4, label=f"{DELAY_MARK}: bank delay (next step)"))
     return handles
 
 

@@ -44,7 +44,9 @@ nav { font-size: 14px; margin: 8px 0; } nav a { margin-right: 14px; color: #2c6e
 .note { color: #8a5a00; background: #fff7e0; border-left: 3px solid #e0a800; padding: 4px 10px; font-size: 14px; }
 .muted { color: #666; font-size: 13px; margin: 2px 0 8px; }
 .panels { display: grid; grid-template-columns: repeat(auto-fill, minmax(540px, 1fr)); gap: 14px; }
-.gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 12px; }
+.gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 12px; }
+.stack figure { margin-bottom: 18px; }
+img.small { max-width: min(100%, 520px); }
 figure { margin: 0; } figcaption { font-size: 13px; color: #444; text-align: center; }
 img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
 img.pixel { image-rendering: pixelated; }
@@ -155,8 +157,10 @@ def _header(run_dir: Path, spec, spec_error: str | None, metrics: list[dict]) ->
     done = max((r["step"] for r in metrics if plots.is_scalar(r.get("step"))), default=None)
     rows: list[tuple[str, object]] = []
     if spec is not None:
+        from ebmgraph.nodes.registry import NODES
+
         kernels = [f"{n} ({node.type})" for n, node in spec.all_nodes().items()
-                   if getattr(node, "inputs", None) and "energy" in node.inputs and "init" in node.inputs]
+                   if getattr(NODES.get(node.type), "family", None) == "kernel"]
         rows += [("profile", spec.profile or "not recorded (graph.yaml is the resolved graph: profile and "
                                               "--set overrides applied)"),
                  ("data", spec.data.type), ("models", ", ".join(f"{n} ({m.type})" for n, m in spec.models.items())),
@@ -278,7 +282,7 @@ def _evaluation_section(report: _Report, evaluations: list[dict]) -> None:
         eval_png = report.run_dir / EVAL_PNG
         if eval_png.exists():
             figures.append(_figure(eval_png.read_bytes(), "evaluation samples", f"{EVAL_PNG}: samples of the last "
-                                                                                f"evaluation", "pixel"))
+                                                                                f"evaluation", "pixel small"))
         if figures:
             parts.append(f'<div class="panels">{"".join(figures)}</div>')
     elif not last_path.exists():
@@ -293,7 +297,9 @@ def _fresh_section(report: _Report) -> None:
     if not found:
         return
     figures = "".join(_figure(p.read_bytes(), p.name, f"{SAMPLES_DIR}/{p.name}") for p in found)
-    report.add("fresh", "Fresh samples (ebmgraph sample)", f'<div class="panels">{figures}</div>')
+    text = ('<p class="muted">fresh chains drawn by <code>ebmgraph sample</code> from the trained energy '
+            "(with <code>--trajectory</code>: the chains over their steps and their energy)</p>")
+    report.add("fresh", "Fresh samples (ebmgraph sample)", text + f'<div class="stack">{figures}</div>')
 
 
 def _banks_section(report: _Report) -> None:
