@@ -328,10 +328,10 @@ def _banks_section(report: _Report) -> None:
                     with tempfile.TemporaryDirectory() as tmp:
                         grid = Path(tmp) / "bank.png"
                         save_samples_png(torch.from_numpy(items), grid, title=f"bank '{name}': first {len(items)} items")
-                        figures.append(report.plot(f"bank_{name}_items", grid.read_bytes(), f"bank {name} items"))
+                        figures.append(report.plot(f"banks_h5_{name}_items", grid.read_bytes(), f"bank {name} items"))
                 if "age" in group and size:
                     age = np.asarray(group["age"][:size], dtype=float)
-                    figures.append(report.plot(f"bank_{name}_age", plots.histogram_panel(
+                    figures.append(report.plot(f"banks_h5_{name}_age_histogram", plots.histogram_panel(
                         f"bank '{name}': age of the items", age, "age (steps since drawn as noise)"),
                         f"bank {name} age histogram"))
                 parts.append(f"<h3>{html.escape(name)}</h3>{_table(rows)}"
