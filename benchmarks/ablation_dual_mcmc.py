@@ -13,17 +13,17 @@ g(z)), seconds per training iteration. Mean ± std over seeds, all runs on this 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 from ebmgraph.engine.runner import Runner
-from ebmgraph.eval.protocol import Evaluation
 from ebmgraph.eval.reconstruction import reconstruct
 from ebmgraph.spec.load import loads_graph
+from ebmgraph.store.run_files import EVAL_FILE, METRICS_FILE
 
 GRAPH = Path(__file__).resolve().parent.parent / "graphs" / "dual_mcmc.yaml"
 
@@ -40,7 +40,7 @@ def without_inference_model(graph: dict) -> dict:
 ROWS = {  # name: (table, inference model initializes T_z, z steps, x steps)
     "L=10": ("4", False, 10, 30),
     "L=30": ("4", False, 30, 30),
-    "Inf+L=10": ("4, 5", True, 10, 30),
+    "Inf+L=10 (x steps 30)": ("4, 5", True, 10, 30),
     "x steps 10": ("5", True, 10, 10),
     "x steps 20": ("5", True, 10, 20),
 }
@@ -53,11 +53,11 @@ def run_row(from_encoder: bool, z_steps: int, x_steps: int, seed: int, steps: in
     overrides = (f"seed={seed}", f"train.steps={steps}", "train.progress=false", f"nodes.revised_z.steps={z_steps}",
                  f"nodes.revised_x.steps={x_steps}", f"train.log_every={steps}")
     spec = loads_graph(yaml.safe_dump(graph, sort_keys=False), str(GRAPH), None, overrides)
-    runner = Runner(spec, root / f"{from_encoder}-{z_steps}-{x_steps}-{seed}")
-    start = time.perf_counter()
+    run_dir = root / f"{from_encoder}-{z_steps}-{x_steps}-{seed}"
+    runner = Runner(spec, run_dir)
     runner.run()
-    seconds = (time.perf_counter() - start) / steps
-    fd = Evaluation(runner.program).run()[0]["metrics"]["fd"]
+    seconds = 1 / json.loads((run_dir / METRICS_FILE).read_text().splitlines()[-1])["steps_per_second"]
+    fd = json.loads((run_dir / EVAL_FILE).read_text())["metrics"]["fd"]
     test = runner.program.nodes["data"].test_split()
     stages = reconstruct(runner.program, test, from_encoder=from_encoder, z_steps=z_steps, x_steps=0)
     mse = float((stages["posterior"].detach() - test).pow(2).mean())

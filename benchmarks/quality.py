@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from ebmgraph.engine.runner import Runner
 from ebmgraph.spec.load import load_graph
 from ebmgraph.store.run_files import EVAL_FILE
@@ -70,7 +72,8 @@ def main() -> None:
         root = Path(args.out or scratch)
         rows = []
         for graph in args.graphs:
-            for profile in args.profiles:
+            available = yaml.safe_load((GRAPHS / f"{graph}.yaml").read_text()).get("profiles", {})
+            for profile in [p for p in args.profiles if p in available]:
                 results = [run_once(graph, profile, seed, args.budget, root) for seed in range(args.seeds)]
                 rows.append((graph, profile, results))
                 print(f"done: {graph} / {profile}", flush=True)

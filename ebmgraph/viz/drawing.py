@@ -616,7 +616,7 @@ def render_matplotlib(drawing: Drawing, path: Path) -> None:
                 weight="bold")
         ax.legend(handles=_legend_handles(drawing), loc="lower center", bbox_to_anchor=(0.5, 0.0),
                   ncol=legend_columns, frameon=False, fontsize=LEGEND_SIZE, handlelength=2.6)
-        metadata = {"Date": None} if path.suffix.lower() == ".svg" else {}
+        metadata = {"Date": None, "Creator": "ebmgraph draw"} if path.suffix.lower() == ".svg" else {}
         fig.savefig(path, dpi=120, metadata=metadata, facecolor="white")
 
 

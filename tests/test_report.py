@@ -1,0 +1,128 @@
+"""``ebmgraph report``: one self-contained HTML page of a run, its plots also as PNG files."""
+
+import base64
+import html
+import json
+import re
+import shutil
+import subprocess
+
+import matplotlib.image
+import pytest
+
+from ebmgraph.cli import main
+from ebmgraph.engine.runner import Runner
+from ebmgraph.spec.load import load_graph
+from ebmgraph.viz.plots import metric_panels
+from ebmgraph.viz.report import write_report
+from tests.conftest import FAST
+
+SECTIONS = {"graph": "Graph", "training": "Training curves", "samples": "Samples over training",
+            "evaluation": "Evaluation", "graph-file": "Resolved graph file"}
+PANELS = ("losses", "contrastive_divergence", "kernel_grad_norms", "chain_energies", "steps_per_second",
+          "eval_metrics", "graph")
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("report") / "run"
+    Runner(load_graph("graphs/short_run.yaml", None, FAST + ("eval.every=2",)), run_dir).run()
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def report(short_run):
+    assert main(["report", str(short_run)]) == 0
+    return short_run / "report.html"
+
+
+def _sources(page: str) -> list[str]:
+    return re.findall(r'\bsrc="([^"]*)"', page)
+
+
+def test_report_has_every_section_and_embeds_every_picture(short_run, report):
+    page = report.read_text()
+    for anchor, title in SECTIONS.items():
+        assert f'<section id="{anchor}"><h2>{title}' in page, anchor
+        assert f'href="#{anchor}"' in page
+    header = page[:page.index("<nav>")]
+    assert "short_run" in header and "Nijkamp" in header and "4 of 4" in header and str(short_run.resolve()) in header
+    assert "<script" not in page and "<link" not in page and "url(" not in page  # self-contained
+    sources = _sources(page)
+    assert len(sources) >= len(PANELS) + 2  # panels, two sample grids, eval samples
+    for source in sources:
+        assert source.startswith("data:image/png;base64,"), source[:60]
+        assert base64.b64decode(source.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert "step 2</figcaption>" in page and "step 4</figcaption>" in page
+    assert "<pre>" + html.escape((short_run / "graph.yaml").read_text()) + "</pre>" in page
+    last = json.loads((short_run / "eval.json").read_text())
+    for metric in last["metrics"]:
+        assert f"<th>{metric}</th>" in page
+
+
+def test_report_writes_one_png_per_panel(short_run, report):
+    written = {path.stem for path in (short_run / "report").glob("*.png")}
+    assert set(PANELS) <= written
+    for name in PANELS:
+        image = matplotlib.image.imread(short_run / "report" / f"{name}.png")
+        assert image.shape[0] > 100 and image[..., :3].std() > 0.05, name
+
+
+def test_report_to_another_path_and_with_missing_files(tmp_path, short_run):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(short_run / "graph.yaml", bare / "graph.yaml")
+    lines = (short_run / "metrics.jsonl").read_text().splitlines()
+    (bare / "metrics.jsonl").write_text("\n".join(lines[:2]) + '\n{"step": 3, "loss/c')  # a run still writing
+    out = write_report(bare, str(tmp_path / "elsewhere.html"))
+    assert out == tmp_path / "elsewhere.html"
+    page = out.read_text()
+    assert "no eval.jsonl" in page and "no samples/step_*.png" in page and "Replay banks" not in page
+    assert "2 records, steps 1 to 2" in page
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    page = write_report(empty).read_text()
+    assert "no metrics.jsonl" in page and "no graph.yaml" in page
+
+
+def test_bank_graph_report_shows_banks(tmp_path):
+    run_dir = tmp_path / "igebm"
+    Runner(load_graph("graphs/igebm.yaml", None, FAST + ("train.steps=2", "nodes.bank.capacity=64")), run_dir).run()
+    page = write_report(run_dir).read_text()
+    assert '<section id="banks"><h2>Replay banks' in page
+    written = {path.stem for path in (run_dir / "report").glob("*.png")}
+    assert {"bank_age", "bank_reinit", "banks_h5_bank_items", "banks_h5_bank_age_histogram"} <= written
+
+
+def test_panels_group_keys_by_pattern():
+    keys = ["loss/cd", "loss/reg", "cd/E+", "cd/E-", "cd/gap", "chain/grad_norm", "adam/grad_norm",
+            "chain/energy_start", "chain/energy_end", "chain/acceptance", "bank/age", "bank/reinit_fraction",
+            "steps_per_second", "custom/thing"]
+    panels = {panel.slug: panel.keys for panel in metric_panels(keys, optimizers=["adam"])}
+    assert panels == {
+        "optimizer_grad_norms": ("adam/grad_norm",), "losses": ("loss/cd", "loss/reg"),
+        "contrastive_divergence": ("cd/E+", "cd/E-", "cd/gap"), "kernel_grad_norms": ("chain/grad_norm",),
+        "chain_energies": ("chain/energy_start", "chain/energy_end"), "acceptance": ("chain/acceptance",),
+        "bank_age": ("bank/age",), "bank_reinit": ("bank/reinit_fraction",),
+        "steps_per_second": ("steps_per_second",), "other": ("custom/thing",)}
+
+
+def _chromium() -> str | None:
+    return next((path for path in ("/usr/bin/chromium", shutil.which("chromium")) if path and
+                 shutil.os.path.exists(path)), None)
+
+
+def test_report_renders_in_headless_chromium(tmp_path, report):
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("headless Chromium not installed (apt-get install chromium)")
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,2000",
+                    report.resolve().as_uri()], timeout=120, capture_output=True)
+    assert shot.exists(), "chromium wrote no screenshot"
+    image = matplotlib.image.imread(shot)[..., :3]
+    assert image.shape[:2] == (2000, 1200)
+    assert image.std() > 0.1 and (image < 0.95).any(axis=-1).mean() > 0.05  # not blank, not all white
