@@ -25,7 +25,8 @@ DOC = ROOT / "docs" / "visualizing.md"
 IMAGES = ROOT / "docs" / "images" / "graphs"
 TREE_EXAMPLE = "igebm"  # the graph whose text tree the doc shows
 GRAPHS_MARKERS = ("<!-- BEGIN GENERATED GRAPHS (python scripts/draw_graphs.py) -->", "<!-- END GENERATED GRAPHS -->")
-TREE_MARKERS = ("<!-- BEGIN GENERATED TEXT TREE (python scripts/draw_graphs.py) -->", "<!-- END GENERATED TEXT TREE -->")
+TREE_MARKERS = ("<!-- BEGIN GENERATED TEXT TREE (python scripts/draw_graphs.py) -->",
+                "<!-- END GENERATED TEXT TREE -->")
 
 
 def graph_files() -> list[Path]:

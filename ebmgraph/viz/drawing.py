@@ -15,6 +15,7 @@ SVG is rendered by Graphviz when its ``dot`` program is installed.
 
 from __future__ import annotations
 
+import functools
 import math
 import shutil
 import subprocess
@@ -426,15 +427,14 @@ class Route:
         return [self.at(i / n) for i in range(n + 1)]
 
 
+@functools.lru_cache(maxsize=4096)
 def text_width(text: str, size: float, bold: bool = False) -> float:
     """Width in inches of one line of text in matplotlib's default font."""
     from matplotlib.font_manager import FontProperties
-    from matplotlib.textpath import TextPath
+    from matplotlib.textpath import text_to_path
 
-    if not text:
-        return 0.0
     prop = FontProperties(size=size, weight="bold" if bold else "normal")
-    return TextPath((0, 0), text, prop=prop).get_extents().width / 72
+    return text_to_path.get_text_width_height_descent(text, prop, ismath=False)[0] / 72 if text else 0.0
 
 
 def _flow_graph(drawing: Drawing) -> nx.DiGraph:
@@ -517,8 +517,8 @@ def routes(drawing: Drawing, at: Layout) -> list[Route]:
             forward[index] = Route((a.x, a.y), (b.x, b.y), rad + math.copysign(0.18 * repeat, rad or 1.0))
     ys = [y for b in at.boxes.values() for y in b.bounds()[1::2]] + \
          [p[1] for route in forward.values() for p in route.points()]
-    routes = {**forward, **_feedback_routes(drawing, at, max(ys), min(ys))}
-    return [routes[i] for i in range(len(drawing.links))]
+    by_index = {**forward, **_feedback_routes(drawing, at, max(ys), min(ys))}
+    return [by_index[i] for i in range(len(drawing.links))]
 
 
 def _detour(a: Box, b: Box, boxes: dict[str, Box]) -> float:
@@ -542,7 +542,7 @@ def _feedback_routes(drawing: Drawing, at: Layout, top: float, bottom: float) ->
     column and into the target's left side. Lanes lie beyond ``top`` and ``bottom``; shorter links
     take the inner lanes, so lanes nest."""
     used: dict[tuple[float, int], int] = {}
-    routes = {}
+    feedback = {}
     for above in (True, False):
         members = [i for i, link in enumerate(drawing.links) if link.feedback and link.delay == above]
         members.sort(key=lambda i: abs(at.boxes[drawing.links[i].source].x - at.boxes[drawing.links[i].target].x))
@@ -552,9 +552,9 @@ def _feedback_routes(drawing: Drawing, at: Layout, top: float, bottom: float) ->
             y = top + 0.25 + LANE_PITCH * lane if above else bottom - 0.25 - LANE_PITCH * lane
             out = _gap_x(at.spans[at.column[link.source]][1], +1, used)
             into = _gap_x(at.spans[at.column[link.target]][0], -1, used)
-            routes[index] = Route((a.bounds()[2], a.y), (b.bounds()[0], b.y),
-                                  corners=((out, a.y), (out, y), (into, y), (into, b.y)))
-    return routes
+            feedback[index] = Route((a.bounds()[2], a.y), (b.bounds()[0], b.y),
+                                    corners=((out, a.y), (out, y), (into, y), (into, b.y)))
+    return feedback
 
 
 def _gap_x(edge: float, side: int, used: dict[tuple[float, int], int]) -> float:
@@ -600,7 +600,7 @@ def render_matplotlib(drawing: Drawing, path: Path) -> None:
     labels = place_labels(drawing, at.boxes, paths)
     extent = _extent(drawing, at.boxes, paths, labels)
     legend_rows, legend_columns = _legend_shape(drawing, extent[2] - extent[0])
-    legend_height = 0.24 * legend_rows + 0.3
+    legend_height = 0.19 * legend_rows + 0.2
     x0, y0, x1, y1 = extent[0] - MARGIN, extent[1] - MARGIN - legend_height, extent[2] + MARGIN, extent[3] + 0.7
     with matplotlib.rc_context({"svg.hashsalt": "ebmgraph", "path.simplify": False}):
         fig = Figure(figsize=(x1 - x0, y1 - y0))

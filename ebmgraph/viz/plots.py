@@ -13,6 +13,7 @@ from pathlib import Path
 
 import attrs
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from ebmgraph.viz.grids import _figure
 
@@ -169,6 +170,7 @@ def line_panel(panel: Panel, records: list[dict]) -> bytes:
             panel.slug == "losses" and any(np.nanmin(v) < 0 < np.nanmax(v) for v in drawn if len(v))):
         ax.axhline(0.0, color="gray", lw=0.8, zorder=0)
     ax.set_title(panel.title, fontsize=11)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("training step")
     ax.set_ylabel(panel.ylabel)
     ax.grid(alpha=0.3)
@@ -189,8 +191,11 @@ def eval_panel(eval_records: list[dict]) -> tuple[bytes, list[str]] | None:
         return None
     columns = min(4, len(names))
     rows = math.ceil(len(names) / columns)
-    fig = _figure((3.3 * columns, 2.5 * rows + 0.3))
+    width, height = 3.3 * columns, 2.5 * rows + 0.5
+    fig = _figure((width, height))
     axes = fig.subplots(rows, columns, squeeze=False)
+    fig.subplots_adjust(left=0.55 / width, right=1 - 0.15 / width, bottom=0.45 / height, top=1 - 0.75 / height,
+                        wspace=0.35, hspace=0.75)
     for ax, name in zip(axes.flat, names):
         steps, values = series(metrics, name)
         ax.plot(steps, values, "-o", color="C0", lw=1.5, ms=4)
@@ -198,13 +203,14 @@ def eval_panel(eval_records: list[dict]) -> tuple[bytes, list[str]] | None:
             ax.annotate(f"{values[-1]:.4g}", (steps[-1], values[-1]), textcoords="offset points", xytext=(0, 5),
                         ha="right", fontsize=8, color="C3")
         ax.set_title(name, fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("training step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(names):]:
         ax.set_axis_off()
-    fig.suptitle("Evaluation metrics over training (eval.jsonl; last value in red)", fontsize=11)
-    fig.tight_layout()
+    fig.suptitle("Evaluation metrics over training (eval.jsonl; last value in red)", fontsize=11,
+                 y=1 - 0.1 / height, va="top")
     return png_bytes(fig), names
 
 
@@ -225,7 +231,9 @@ def histogram_panel(title: str, values: np.ndarray, xlabel: str) -> bytes:
     fig = _figure((6.0, 2.8))
     ax = fig.add_subplot()
     values = values[np.isfinite(values)]
-    ax.hist(values, bins=min(50, max(len(np.unique(values)), 1)), color="C0")
+    integers = len(values) and bool((values == np.round(values)).all()) and values.max() - values.min() <= 60
+    bins = np.arange(values.min(), values.max() + 2) - 0.5 if integers else 50
+    ax.hist(values, bins=bins, color="C0", edgecolor="white", linewidth=0.5)
     ax.set_title(title, fontsize=11)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("items")

@@ -49,7 +49,6 @@ nav { font-size: 14px; margin: 8px 0; } nav a { margin-right: 14px; color: #2c6e
 img.small { max-width: min(100%, 520px); }
 figure { margin: 0; } figcaption { font-size: 13px; color: #444; text-align: center; }
 img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
-img.pixel { image-rendering: pixelated; }
 pre { background: #f6f8fa; border: 1px solid #ddd; padding: 10px; overflow-x: auto; font-size: 12.5px; }
 """
 
@@ -245,7 +244,7 @@ def _samples_section(report: _Report) -> None:
     shown = _subset(grids, MAX_SAMPLE_GRIDS)
     text = (f'<p class="muted">{len(shown)} of {len(grids)} sample pictures ({SAMPLES_DIR}/step_NNNNNN.png): '
             f"the samples of the training step.</p>")
-    figures = "".join(_figure(path.read_bytes(), f"samples at step {step}", f"step {step}", "pixel")
+    figures = "".join(_figure(path.read_bytes(), f"samples at step {step}", f"step {step}")
                       for step, path in shown)
     report.add("samples", "Samples over training", text + f'<div class="gallery">{figures}</div>')
 
@@ -256,7 +255,7 @@ def _evaluation_section(report: _Report, evaluations: list[dict]) -> None:
     if drawn is not None:
         png, names = drawn
         parts.append(report.plot("eval_metrics", png, "evaluation metrics over training",
-                                 f"{len(evaluations)} evaluations ({EVAL_LOG})"))
+                                 f"{len(evaluations)} evaluation{'s' if len(evaluations) != 1 else ''} ({EVAL_LOG})"))
     elif evaluations:
         parts.append(_note(f"{EVAL_LOG} has no numeric metrics"))
     else:
@@ -282,7 +281,7 @@ def _evaluation_section(report: _Report, evaluations: list[dict]) -> None:
         eval_png = report.run_dir / EVAL_PNG
         if eval_png.exists():
             figures.append(_figure(eval_png.read_bytes(), "evaluation samples", f"{EVAL_PNG}: samples of the last "
-                                                                                f"evaluation", "pixel small"))
+                                                                                f"evaluation", "small"))
         if figures:
             parts.append(f'<div class="panels">{"".join(figures)}</div>')
     elif not last_path.exists():

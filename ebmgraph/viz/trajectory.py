@@ -112,6 +112,8 @@ def _strip_figure(trajectory: Trajectory):
     strip.xaxis.set_label_position("top")
     strip.set_xlabel("after Langevin step", fontsize=9)
     strip.tick_params(length=0)
+    for label, color in zip(strip.get_yticklabels(), _colors(n)):  # the colour of the chain's energy line
+        label.set_color(color)
     for side in strip.spines.values():
         side.set_visible(False)
     profile = fig.add_axes((left / width, bottom / height, (width - left - right) / width, profile_height / height))
