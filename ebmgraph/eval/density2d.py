@@ -233,10 +233,10 @@ def _reach(points: torch.Tensor, curve: Callable[[np.ndarray], np.ndarray], t0: 
 
 
 def _panel_step(std: float, extent: float, reach: float, curvature: np.ndarray) -> np.ndarray:
-    """Wanted panel arc length: at most ~2 kernel widths (the width shrinks by sqrt(1 + k d) at
+    """Wanted panel arc length: at most ~1 kernel width (the width shrinks by sqrt(1 + k d) at
     distance d on the convex side of a curve of curvature k) and small enough that a log kernel
     factor (slope <= (d + extent) / std^2) varies by < 100 nats across the panel."""
-    accuracy = 2 * std / np.sqrt(1 + curvature * reach)
+    accuracy = std / np.sqrt(1 + curvature * reach)
     headroom = 100 * std ** 2 / (reach + extent + 10 * std)
     return np.minimum(accuracy, headroom)
 
