@@ -13,8 +13,10 @@ sampler's generative process (same keyword parameters, same defaults):
   parameter. The (separable) kernel of ``jitter + noise`` is integrated in closed form (a gaussian
   for moons; for the spirals a uniform square of side 1/6 blurred by the gaussian noise, a product
   of normal-CDF differences) and ``t`` by composite 8-point Gauss-Legendre quadrature whose panels
-  are sized from the noise, the curve's speed and curvature and the points' distance to the curve,
-  so that the relative error is far below 1e-3 everywhere, tails included (see ``_CurveMixture``).
+  are sized from the noise, the curve's speed and curvature and the points' distance to the curve
+  (see ``_CurveMixture``). Measured against brute-force quadrature (400k nodes) at default
+  parameters: absolute error of log p below 1e-5 where log p > -100 and below 2e-4 on [-6, 6]^2
+  (log p down to ~ -3000); it grows slowly in extreme tails (~2e-2 at log p ~ -1e4, |x| ~ 20).
 * ``pinwheel``: a deterministic map of a gaussian latent ``(radial, tangential)`` per arm; the
   density is an exact change of variables, summing over *every* pre-image (the map folds over in
   the far tails), found by safeguarded Newton on monotone arcs.
@@ -314,7 +316,8 @@ def log_density_checkerboard(points: torch.Tensor) -> torch.Tensor:
     inside = ((points >= -4) & (points < 4)).all(dim=1)
     cells = torch.floor(points / 2).sum(dim=1)
     dark = torch.remainder(cells, 2) == 0
-    return torch.where(inside & dark, -math.log(32.0), -math.inf)
+    return torch.where(inside & dark, torch.tensor(-math.log(32.0), dtype=torch.float64),
+                       torch.tensor(-math.inf, dtype=torch.float64))
 
 
 def log_density_rings(points: torch.Tensor, *, scale: float = 3.0, noise: float = 0.08) -> torch.Tensor:
@@ -343,9 +346,12 @@ def log_density_pinwheel(points: torch.Tensor, *, arms: int = 5, radial_std: flo
     ``rho = |y| / scale`` and sends ``b`` to the angle ``g(b) = b + rate e^(rho cos b) + a_k`` of y,
     with ``g'(b) = 1 - rate e^r s``, so p(y) = sum over arms and over all roots b of
     ``g(b) = angle(y) (mod 2 pi)`` of ``p(f) / (arms scale^2 |g'(b)|)``. ``g'`` is smallest at
-    ``b*``, ``cos b* = 2 rho / (1 + sqrt(1 + 4 rho^2))``; where it is negative there (far tails) g
-    is decreasing on an arc and several roots exist: all of them are found, one per crossing of a
-    multiple of 2 pi on each monotone arc.
+    ``b*``, ``cos b* = 2 rho / (1 + sqrt(1 + 4 rho^2))``; where it is negative there g is
+    decreasing on an arc and several roots exist: all of them are found, one per crossing of a
+    multiple of 2 pi on each monotone arc. With the default parameters this happens only for
+    |y| > ~3.4 (log p < ~ -60); with a large ``tangential_std`` or ``rate`` the folds reach the bulk
+    and the density has integrable singularities (caustics) there, so midpoint sums on a grid
+    converge slowly (e.g. mass 1.008 on a 360^2 grid for rate=-0.5, tangential_std=0.3).
     """
     points = _points64(points)
     if isinstance(arms, bool) or not isinstance(arms, int) or arms < 1:
@@ -453,7 +459,8 @@ def toy_log_density(type_name: str, params: dict | None, points: torch.Tensor) -
     sampled with keyword parameters ``params`` (as passed to its sampler; a ``batch_size`` key, as
     in the node's config, is ignored; missing keys take the sampler's defaults)."""
     if type_name not in TOY_LOG_DENSITIES:
-        raise ValueError(f"no exact density for data type '{type_name}' (known: {', '.join(sorted(TOY_LOG_DENSITIES))})")
+        known = ", ".join(sorted(TOY_LOG_DENSITIES))
+        raise ValueError(f"no exact density for data type '{type_name}' (known: {known})")
     params = {key: value for key, value in (params or {}).items() if key != "batch_size"}
     return TOY_LOG_DENSITIES[type_name](points, **params)
 

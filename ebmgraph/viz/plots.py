@@ -143,7 +143,7 @@ def ema(values: np.ndarray, points: int) -> np.ndarray:
 
 def _wants_log(all_values: list[np.ndarray]) -> bool:
     values = np.concatenate([v[np.isfinite(v)] for v in all_values]) if all_values else np.empty(0)
-    return bool(len(values)) and bool((values > 0).all()) and values.max() / values.min() > 100
+    return bool(len(values)) and bool((values > 0).all()) and values.max() / values.min() > 1000
 
 
 def line_panel(panel: Panel, records: list[dict]) -> bytes:
@@ -199,17 +199,17 @@ def eval_panel(eval_records: list[dict]) -> tuple[bytes, list[str]] | None:
     for ax, name in zip(axes.flat, names):
         steps, values = series(metrics, name)
         ax.plot(steps, values, "-o", color="C0", lw=1.5, ms=4)
-        if len(values):
-            ax.annotate(f"{values[-1]:.4g}", (steps[-1], values[-1]), textcoords="offset points", xytext=(0, 5),
-                        ha="right", fontsize=8, color="C3")
-        ax.set_title(name, fontsize=10)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(f"{name}: {values[-1]:.4g}" if len(values) else name, fontsize=10)
+        if 0 < len(steps) <= 6:
+            ax.set_xticks(steps, [f"{s:g}" for s in steps])  # the evaluated steps themselves
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("training step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(names):]:
         ax.set_axis_off()
-    fig.suptitle("Evaluation metrics over training (eval.jsonl; last value in red)", fontsize=11,
+    fig.suptitle("Evaluation metrics over training (eval.jsonl); each title gives the last value", fontsize=11,
                  y=1 - 0.1 / height, va="top")
     return png_bytes(fig), names
 

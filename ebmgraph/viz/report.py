@@ -213,7 +213,7 @@ def _training_section(report: _Report, metrics: list[dict], spec) -> None:
     for panel in panels:
         png = plots.line_panel(panel, metrics)
         figures.append(report.plot(panel.slug, png, panel.title, panel.description))
-    first, last = metrics[0]["step"], metrics[-1]["step"]
+    first, last = metrics[0].get("step"), metrics[-1].get("step")
     text = (f'<p class="muted">{METRICS_FILE}: {len(metrics)} records, steps {first} to {last}. '
             f"Panels are also in {REPORT_DIR}/ as PNG files.</p>")
     report.add("training", "Training curves", text + f'<div class="panels">{"".join(figures)}</div>')
