@@ -7,7 +7,7 @@ import attrs
 import torch
 from torch import nn
 
-from ebmgraph.nodes.energies import Activation, activation
+from ebmgraph.nodes.energies import Activation, activation, image_size
 from ebmgraph.nodes.generators import LOG_2PI
 from ebmgraph.nodes.ports import SAMPLE, Port, Value, model_ref
 from ebmgraph.nodes.registry import MODELS, NODES, ModelType, Node
@@ -50,12 +50,8 @@ class ConvEncoder(ModelType):
 
     @classmethod
     def build(cls, config: ConvEncoderConfig, input_shape: tuple[int, ...]) -> nn.Module:
-        if len(input_shape) != 3:
-            raise ValueError(f"conv_encoder reads (C, H, W) images, but the data have sample shape {input_shape}")
-        channels, height, width = input_shape
+        channels, height, width = image_size(cls.type_name, input_shape, config.stages)
         factor = 2**config.stages
-        if height % factor or width % factor:
-            raise ValueError(f"images of size ({height}, {width}) are not divisible by 2^{config.stages}")
         widths = [channels] + [config.channels * 2**i for i in range(config.stages)]
         layers: list[nn.Module] = []
         for width_in, width_out in zip(widths, widths[1:]):

@@ -26,6 +26,16 @@ def maybe_spectral_norm(layer: nn.Module, enabled: bool) -> nn.Module:
     return _spectral_norm(layer) if enabled else layer
 
 
+def image_size(type_name: str, input_shape: tuple[int, ...], stages: int) -> tuple[int, int, int]:
+    """(C, H, W) of ``input_shape`` when H and W halve ``stages`` times exactly, else ValueError."""
+    if len(input_shape) != 3:
+        raise ValueError(f"{type_name} needs (C, H, W) images, found sample shape {tuple(input_shape)}")
+    channels, height, width = input_shape
+    if height % 2**stages or width % 2**stages:
+        raise ValueError(f"images of size ({height}, {width}) do not halve {stages} times; change 'stages'")
+    return channels, height, width
+
+
 class EnergyNet(nn.Module):
     """Checks that samples have shape (B, *input_shape) and returns ``body``'s output as (B,)."""
 

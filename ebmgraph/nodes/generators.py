@@ -9,7 +9,7 @@ import attrs
 import torch
 from torch import nn
 
-from ebmgraph.nodes.energies import Activation, activation
+from ebmgraph.nodes.energies import Activation, activation, image_size
 from ebmgraph.nodes.ports import SAMPLE, Port, ShapeError, Value, model_ref
 from ebmgraph.nodes.registry import MODELS, NODES, ModelType, Node
 
@@ -73,12 +73,8 @@ class DeconvGenerator(ModelType):
 
     @classmethod
     def build(cls, config: DeconvGeneratorConfig, input_shape: tuple[int, ...]) -> nn.Module:
-        if len(input_shape) != 3:
-            raise ValueError(f"deconv_generator makes (C, H, W) images, but the data have sample shape {input_shape}")
-        channels, height, width = input_shape
+        channels, height, width = image_size(cls.type_name, input_shape, config.stages)
         factor = 2**config.stages
-        if height % factor or width % factor:
-            raise ValueError(f"images of size ({height}, {width}) are not divisible by 2^{config.stages}")
         widths = [config.channels * 2 ** (config.stages - 1 - i) for i in range(config.stages)] + [channels]
         layers: list[nn.Module] = [nn.Linear(config.latent_dim, widths[0] * (height // factor) * (width // factor)),
                                    nn.Unflatten(1, (widths[0], height // factor, width // factor))]

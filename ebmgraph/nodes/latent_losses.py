@@ -4,6 +4,9 @@ two expectations are two such losses bound to the same optimizer)."""
 
 from __future__ import annotations
 
+import abc
+from typing import ClassVar
+
 import attrs
 import torch
 
@@ -17,12 +20,24 @@ class LogLikelihoodConfig:
 
 
 class _PairLogLikelihood(Node):
+    """``-weight * mean log_density(x, z)`` over a batch of pairs, recorded as ``record_key``."""
+
     family = "loss"
     Config = LogLikelihoodConfig
     outputs = (Port("loss", LOSS, "the scalar loss"),)
+    record_key: ClassVar[str]
 
     def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
         return {"loss": Value(LOSS, ())}
+
+    @abc.abstractmethod
+    def log_density(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Per-sample log density of the pairs."""
+
+    def __call__(self, ctx, x: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        value = self.log_density(x.detach(), z.detach()).mean()
+        ctx.record(self.name, self.record_key, value)
+        return {"loss": -self.config.weight * value}
 
 
 @NODES.register
@@ -31,13 +46,12 @@ class GeneratorLogLikelihood(_PairLogLikelihood):
     plus constants: the generator's learning gradient on pairs (x, z) (eq. 18)."""
 
     type_name = "generator_log_likelihood"
+    record_key = "log_joint"
     inputs = (Port("generator", model_ref("generator"), "the generator p_theta(x, z)"),
               Port("x", SAMPLE, "images"), Port("z", SAMPLE, "their latents"))
 
-    def __call__(self, ctx, x: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        log_joint = self.models["generator"].log_joint(x.detach(), z.detach())
-        ctx.record(self.name, "log_joint", log_joint.mean())
-        return {"loss": -self.config.weight * log_joint.mean()}
+    def log_density(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.models["generator"].log_joint(x, z)
 
 
 @NODES.register
@@ -45,10 +59,9 @@ class EncoderLogLikelihood(_PairLogLikelihood):
     """``-weight * mean log q_phi(z | x)``: the inference model's learning gradient on pairs (x, z) (eq. 19)."""
 
     type_name = "encoder_log_likelihood"
+    record_key = "log_prob"
     inputs = (Port("encoder", model_ref("encoder"), "the inference model q_phi(z|x)"),
               Port("x", SAMPLE, "images"), Port("z", SAMPLE, "their latents"))
 
-    def __call__(self, ctx, x: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        log_prob = self.models["encoder"].log_prob(z.detach(), x.detach())
-        ctx.record(self.name, "log_prob", log_prob.mean())
-        return {"loss": -self.config.weight * log_prob.mean()}
+    def log_density(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.models["encoder"].log_prob(z, x)
