@@ -27,8 +27,15 @@ class Edge:
     delay: bool = False
 
 
+def is_energy_kernel(cls) -> bool:
+    """A kernel on an energy model: one that can draw evaluation samples."""
+    return cls.family == "kernel" and any(p.name == "energy" for p in cls.inputs)
+
+
 @attrs.define
 class CheckedGraph:
+    """A checked graph: ``graph`` is the DAG of same-step edges (bank delay edges left out)."""
+
     spec: GraphSpec
     graph: nx.DiGraph
     order: list[str]
@@ -52,9 +59,8 @@ class CheckedGraph:
         return any(p.name == edge.source_port and p.stop_gradient for p in self.node_type(edge.source).outputs)
 
     def kernels(self) -> list[str]:
-        """Kernels on an energy model (those that can draw evaluation samples), in order."""
-        return [n for n in self.order if self.node_type(n).family == "kernel"
-                and any(p.name == "energy" for p in self.node_type(n).inputs)]
+        """Kernels on an energy model, in order."""
+        return [n for n in self.order if is_energy_kernel(self.node_type(n))]
 
 
 class _Checker:
@@ -241,8 +247,7 @@ class _Checker:
         return [n for n in order if NODES.get(self.nodes[n].type).family == family]
 
     def _energy_kernels(self, order: list[str]) -> list[str]:
-        return [n for n in self._family_members(order, "kernel")
-                if any(p.name == "energy" for p in NODES.get(self.nodes[n].type).inputs)]
+        return [n for n in order if is_energy_kernel(NODES.get(self.nodes[n].type))]
 
     def check_eval(self, order: list[str]) -> None:
         spec = self.spec.eval
@@ -302,8 +307,6 @@ class _Checker:
         self.check_eval(order)
         self.raise_if_errors()
         counts = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
-        for edge in self.edges:
-            graph.add_edge(edge.source, edge.target, port=edge.target_port, delay=edge.delay)
         return CheckedGraph(self.spec, graph, order, self.edges, values, counts, phases, samples)
 
 

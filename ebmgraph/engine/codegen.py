@@ -25,14 +25,11 @@ def _phase_blocks(checked: CheckedGraph) -> list[list[str]]:
     losses are recomputed with the parameters as they are then. The first phase also computes
     every node no phase needs."""
     spec = checked.spec
-    dag = nx.DiGraph()
-    dag.add_nodes_from(checked.order)
-    dag.add_edges_from((e.source, e.target) for e in checked.edges if not e.delay)
     done: set[str] = set()
     needed_per_phase = []
     for optimizers, _ in checked.phases:
         losses = {loss for opt in optimizers for loss in spec.optimizers[opt].losses}
-        needed = set(losses).union(*(nx.ancestors(dag, loss) for loss in losses))
+        needed = set(losses).union(*(nx.ancestors(checked.graph, loss) for loss in losses))
         needed_per_phase.append(needed - done)
         done |= {n for n in needed if checked.node_type(n).family in SAMPLE_FAMILIES}
     if needed_per_phase:
