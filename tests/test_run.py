@@ -86,3 +86,14 @@ def test_check_and_compile_print_what_they_promise(capsys):
     assert 'negatives = N.negatives(ctx, init=bank["x"])' in source
     assert 'N.bank.write(ctx, store=negatives["x"])' in source
     compile(source, "step.py", "exec")
+
+
+def test_cli_resume_continues_to_the_new_total(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "graphs/short_run.yaml", "--out", str(out), *_set_args("train.steps=2")]) == 0
+    assert main(["run", "--resume", str(out), "--steps", "4"]) == 0
+    assert torch.load(out / CHECKPOINT, weights_only=False)["step"] == 4
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    with pytest.raises(SystemExit, match="give no FILE or --profile"):
+        main(["run", "graphs/short_run.yaml", "--resume", str(out)])
