@@ -75,7 +75,8 @@ class _Kernel(Node):
             for _ in range(c.steps):
                 current, grad = self._gradient(energy, x)
                 first = current if first is None else first
-                x = x - drift * grad + noise * torch.randn(x.shape, generator=generator, device=x.device)
+                xi = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                x = x - drift * grad + noise * xi
                 if c.clamp is not None:
                     x = x.clamp(*c.clamp)
             if grad is not None and ctx.diagnostics_wanted:
@@ -160,7 +161,8 @@ class Mala(_EnergyKernel):
             energy_x, grad_x = self._gradient(energy, x) if c.steps else (None, None)
             first = energy_x
             for _ in range(c.steps):
-                y = x - c.drift * grad_x + noise * torch.randn(x.shape, generator=generator, device=x.device)
+                xi = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                y = x - c.drift * grad_x + noise * xi
                 energy_y, grad_y = self._gradient(energy, y)
                 log_alpha = self.log_acceptance(x, y, energy_x, energy_y, grad_x, grad_y)
                 if c.clamp is not None:
