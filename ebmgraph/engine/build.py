@@ -1,4 +1,4 @@
-"""Build the modules, nodes and optimizers a graph spec names, on a device."""
+"""Build the models and nodes a graph spec names, on a device (optimizers: engine/updates.py)."""
 
 from __future__ import annotations
 
