@@ -23,6 +23,8 @@ def test_run_writes_the_run_directory_and_sample_draws_fresh_chains(tmp_path, ca
     assert main(["run", "graphs/igebm.yaml", "--out", str(out), *_set_args()]) == 0
     for name in ("graph.yaml", "step.py", "metrics.jsonl", CHECKPOINT, "banks.h5", "samples/step_000004.png"):
         assert (out / name).exists(), name
+    origin = json.loads((out / "origin.json").read_text())
+    assert (origin["graph_file"], origin["profile"]) == ("graphs/igebm.yaml", "default")
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert {"loss/cd", "loss/regularizer", "cd/E+", "cd/E-", "cd/gap", "negatives/grad_norm",
@@ -93,6 +95,7 @@ def test_cli_resume_continues_to_the_new_total(tmp_path, capsys):
     assert main(["run", "graphs/short_run.yaml", "--out", str(out), *_set_args("train.steps=2")]) == 0
     assert main(["run", "--resume", str(out), "--steps", "4"]) == 0
     assert torch.load(out / CHECKPOINT, weights_only=False)["step"] == 4
+    assert json.loads((out / "origin.json").read_text())["graph_file"] == "graphs/short_run.yaml"
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
     with pytest.raises(SystemExit, match="give no FILE or --profile"):

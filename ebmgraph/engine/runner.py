@@ -16,7 +16,8 @@ from ebmgraph.errors import DivergenceError
 from ebmgraph.spec.dump import dumps
 from ebmgraph.spec.schema import GraphSpec
 from ebmgraph.store.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from ebmgraph.store.run_files import GRAPH_FILE, METRICS_FILE, SAMPLES_DIR, STEP_FILE
+from ebmgraph import __version__
+from ebmgraph.store.run_files import GRAPH_FILE, METRICS_FILE, ORIGIN_FILE, SAMPLES_DIR, STEP_FILE
 from ebmgraph.viz.grids import save_samples_png
 
 
@@ -72,6 +73,12 @@ class Runner:
 
     def _write_static_files(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        origin = self.run_dir / ORIGIN_FILE
+        if not origin.exists():  # a resumed run keeps the origin of the run it continues
+            source = self.spec.source.file if self.spec.source else None
+            origin.write_text(json.dumps({"graph_file": source, "profile": self.spec.profile,
+                                          "ebmgraph": __version__, "started": time.strftime("%Y-%m-%d %H:%M:%S")},
+                                         indent=2) + "\n")
         (self.run_dir / GRAPH_FILE).write_text(dumps(self.spec))
         (self.run_dir / STEP_FILE).write_text(self.program.source.text)
 

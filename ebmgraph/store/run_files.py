@@ -1,6 +1,7 @@
 """Names of the files in a run directory."""
 
 GRAPH_FILE = "graph.yaml"
+ORIGIN_FILE = "origin.json"
 STEP_FILE = "step.py"
 METRICS_FILE = "metrics.jsonl"
 EVAL_FILE = "eval.json"

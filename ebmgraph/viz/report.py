@@ -19,7 +19,8 @@ from pathlib import Path
 import attrs
 
 from ebmgraph.store.atomic import atomic_path
-from ebmgraph.store.run_files import EVAL_FILE, EVAL_LOG, EVAL_PNG, GRAPH_FILE, METRICS_FILE, SAMPLES_DIR
+from ebmgraph.store.run_files import (EVAL_FILE, EVAL_LOG, EVAL_PNG, GRAPH_FILE, METRICS_FILE, ORIGIN_FILE,
+                                      SAMPLES_DIR)
 from ebmgraph.viz import plots
 
 REPORT_FILE = "report.html"
@@ -103,6 +104,12 @@ def _table(rows: list[tuple[str, object]], header: tuple[str, str] | None = None
     return f"<table>{head}{body}</table>"
 
 
+def _origin(run_dir: Path) -> dict:
+    """The graph file and profile the run was started from (origin.json), if recorded."""
+    path = run_dir / ORIGIN_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def _load_spec(run_dir: Path):
     """(GraphSpec or None, error text or None)."""
     from ebmgraph.spec.load import load_graph
@@ -160,8 +167,9 @@ def _header(run_dir: Path, spec, spec_error: str | None, metrics: list[dict]) ->
 
         kernels = [f"{n} ({node.type})" for n, node in spec.all_nodes().items()
                    if getattr(NODES.get(node.type), "family", None) == "kernel"]
-        rows += [("profile", spec.profile or "not recorded (graph.yaml is the resolved graph: profile and "
-                                              "--set overrides applied)"),
+        origin = _origin(run_dir)
+        rows += [("graph file", origin.get("graph_file") or "not recorded"),
+                 ("profile", origin.get("profile") or "none"),
                  ("data", spec.data.type), ("models", ", ".join(f"{n} ({m.type})" for n, m in spec.models.items())),
                  ("kernels", ", ".join(kernels) or None),
                  ("losses", ", ".join(f"{n} ({loss.type})" for n, loss in spec.losses.items())),
