@@ -37,6 +37,11 @@ class Program:
         self._train_step = namespace["train_step"]
         self._node_namespace = types.SimpleNamespace(**self.nodes)
 
+    def plot_reference(self) -> torch.Tensor | None:
+        """Data points drawn under 2-D sample plots (None for images)."""
+        data = self.nodes["data"]
+        return data.reference(2000) if len(data.sample_shape) == 1 else None
+
     def banks(self) -> dict:
         return {name: node for name, node in self.nodes.items() if node.family == "bank"}
 

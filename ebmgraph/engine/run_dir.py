@@ -21,11 +21,6 @@ def restore(run_dir: Path, device: str | None = None) -> tuple[Program, int]:
     return program, load_checkpoint(run_dir, program)
 
 
-def _reference(program: Program):
-    data = program.nodes["data"]
-    return data.reference(2000) if len(data.sample_shape) == 1 else None
-
-
 def sample_run(run_dir: Path, n: int | None = None, steps: int | None = None, out: str | None = None,
                device: str | None = None, trajectory: bool = False) -> list[Path]:
     """Fresh chains as a PNG grid; with ``trajectory`` also a strip of chains over their steps."""
@@ -34,7 +29,7 @@ def sample_run(run_dir: Path, n: int | None = None, steps: int | None = None, ou
     samples = evaluation.draw(n, steps)
     chain_steps = evaluation.chain_steps(steps)
     path = Path(out) if out else run_dir / SAMPLES_DIR / f"fresh_{chain_steps}steps.png"
-    save_samples_png(samples.cpu(), path, reference=_reference(program),
+    save_samples_png(samples.cpu(), path, reference=program.plot_reference(),
                      title=f"{program.spec.name}: {len(samples)} fresh chains, {chain_steps} steps "
                            f"from {program.spec.eval.init} noise ({evaluation.energy_name})")
     if not trajectory:
@@ -51,7 +46,7 @@ def write_evaluation(program: Program, run_dir: Path, step: int, n: int | None =
     (run_dir / EVAL_FILE).write_text(json.dumps(record, indent=2) + "\n")
     with (run_dir / EVAL_LOG).open("a") as log:
         log.write(json.dumps(record) + "\n")
-    save_samples_png(samples[:program.spec.train.grid].cpu(), run_dir / EVAL_PNG, reference=_reference(program),
+    save_samples_png(samples[:program.spec.train.grid].cpu(), run_dir / EVAL_PNG, reference=program.plot_reference(),
                      title=f"{program.spec.name}: evaluation samples at step {step} ({record['energy']})")
     return record
 

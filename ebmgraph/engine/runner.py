@@ -65,11 +65,7 @@ class Runner:
         self.spec = spec
         self.run_dir = Path(run_dir)
         self.program = Program(spec, device)
-        self.reference = self._reference()
-
-    def _reference(self) -> torch.Tensor | None:
-        data = self.program.nodes["data"]
-        return data.reference(2000) if len(data.sample_shape) == 1 else None
+        self.reference = self.program.plot_reference()
 
     def _write_static_files(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
