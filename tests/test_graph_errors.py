@@ -24,8 +24,8 @@ from ebmgraph.spec.suggest import one_of
 
 DIR = os.path.relpath(Path(__file__).parent / "broken_graphs")
 
-LANGEVIN_KEYS = ("'clamp', 'clip_grad_norm', 'clip_grad_value', 'energy', 'epsilon', 'eta', 'init', 'noise', "
-                 "'step_size', 'steps', 'temperature', 'type'")
+LANGEVIN_KEYS = ("'clamp', 'clip_grad_norm', 'clip_grad_value', 'differentiable', 'energy', 'epsilon', 'eta', "
+                 "'init', 'noise', 'step_size', 'steps', 'temperature', 'type'")
 SECTIONS = ("'data', 'eval', 'losses', 'models', 'name', 'nodes', 'optimizers', 'paper', 'profiles', 'schedule', "
             "'seed', 'train'")
 TRAIN_KEYS = one_of(f.name for f in attrs.fields(TrainSpec))

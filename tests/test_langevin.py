@@ -9,8 +9,7 @@ from torch import nn
 
 from ebmgraph.engine.context import StepContext
 from ebmgraph.nodes.energies import MLPEnergy, MLPEnergyConfig
-from ebmgraph.nodes.kernels import Langevin, Mala, MalaConfig, clip_gradient, energy_and_gradient
-from ebmgraph.nodes.langevin_parameters import LangevinParameters
+from ebmgraph.nodes.kernels import Langevin, LangevinConfig, Mala, MalaConfig, clip_gradient, energy_and_gradient
 
 CPU = torch.device("cpu")
 
@@ -45,17 +44,17 @@ class Bumpy(nn.Module):
         return (x.pow(4) / 4 - torch.cos(2 * x) + 0.3 * x.pow(2)).sum(1) + 0.5 * x[:, 0] * x[:, -1]
 
 
-def _langevin(params: LangevinParameters, energy: nn.Module, name: str = "k") -> Langevin:
+def _langevin(params: LangevinConfig, energy: nn.Module, name: str = "k") -> Langevin:
     assert params.problems() == []
     return Langevin(name, params, {"energy": energy}, CPU)
 
 
-def _conventions(eps: float, temperature: float) -> dict[str, LangevinParameters]:
+def _conventions(eps: float, temperature: float) -> dict[str, LangevinConfig]:
     return {
-        "step_size/noise": LangevinParameters(steps=5, step_size=eps**2 / 2, noise=eps),
-        "epsilon": LangevinParameters(steps=5, epsilon=eps),
-        "eta": LangevinParameters(steps=5, eta=eps**2 / 2),
-        "temperature": LangevinParameters(steps=5, step_size=eps**2 / 2 * temperature, noise=eps,
+        "step_size/noise": LangevinConfig(steps=5, step_size=eps**2 / 2, noise=eps),
+        "epsilon": LangevinConfig(steps=5, epsilon=eps),
+        "eta": LangevinConfig(steps=5, eta=eps**2 / 2),
+        "temperature": LangevinConfig(steps=5, step_size=eps**2 / 2 * temperature, noise=eps,
                                           temperature=temperature),
     }
 
@@ -96,7 +95,7 @@ def test_four_conventions_agree_for_non_dyadic_values():
 
 
 def test_different_seeds_or_steps_give_different_noise():
-    params = LangevinParameters(steps=3, step_size=0.01, noise=0.1)
+    params = LangevinConfig(steps=3, step_size=0.01, noise=0.1)
     kernel = _langevin(params, _mlp())
     init = torch.zeros(8, 2)
     x0 = kernel(_ctx(seed=0, step=0), init=init)["x"]
@@ -106,12 +105,12 @@ def test_different_seeds_or_steps_give_different_noise():
 
 
 @pytest.mark.parametrize("params, expected", [
-    (LangevinParameters(step_size=0.01, noise=0.1), 0.5),
-    (LangevinParameters(step_size=0.01, noise=0.1, temperature=3.0), 1.5),
-    (LangevinParameters(step_size=10.0, noise=0.01), 1e-4 / 20),
-    (LangevinParameters(epsilon=0.3, temperature=0.5), 0.5),
-    (LangevinParameters(eta=0.02, temperature=2.0), 2.0),
-    (LangevinParameters(step_size=0.0, noise=0.1), math.inf),
+    (LangevinConfig(step_size=0.01, noise=0.1), 0.5),
+    (LangevinConfig(step_size=0.01, noise=0.1, temperature=3.0), 1.5),
+    (LangevinConfig(step_size=10.0, noise=0.01), 1e-4 / 20),
+    (LangevinConfig(epsilon=0.3, temperature=0.5), 0.5),
+    (LangevinConfig(eta=0.02, temperature=2.0), 2.0),
+    (LangevinConfig(step_size=0.0, noise=0.1), math.inf),
 ])
 def test_effective_temperature_is_T_b2_over_2a(params, expected):
     assert params.effective_temperature == pytest.approx(expected, rel=1e-12)
@@ -123,28 +122,28 @@ def test_effective_temperature_is_T_b2_over_2a(params, expected):
 
 # problems() --------------------------------------------------------------------------------------
 
-def _keys(params: LangevinParameters) -> list[str]:
+def _keys(params: LangevinConfig) -> list[str]:
     return [key for key, _ in params.problems()]
 
 
 @pytest.mark.parametrize("params", [
-    LangevinParameters(step_size=0.1, noise=0.1),
-    LangevinParameters(epsilon=0.1),
-    LangevinParameters(eta=0.01),
-    LangevinParameters(step_size=0.0, noise=0.0, steps=0, clamp=(-1.0, 1.0), clip_grad_value=0.0,
+    LangevinConfig(step_size=0.1, noise=0.1),
+    LangevinConfig(epsilon=0.1),
+    LangevinConfig(eta=0.01),
+    LangevinConfig(step_size=0.0, noise=0.0, steps=0, clamp=(-1.0, 1.0), clip_grad_value=0.0,
                        clip_grad_norm=0.0),
-    LangevinParameters(epsilon=0.1, temperature=1e-3),
+    LangevinConfig(epsilon=0.1, temperature=1e-3),
 ])
 def test_valid_parameters_have_no_problems(params):
     assert params.problems() == []
 
 
 @pytest.mark.parametrize("params, found", [
-    (LangevinParameters(epsilon=0.1, eta=0.01), "epsilon and eta"),
-    (LangevinParameters(step_size=0.1, noise=0.1, epsilon=0.1), "step_size/noise and epsilon"),
-    (LangevinParameters(step_size=0.1, noise=0.1, eta=0.1), "step_size/noise and eta"),
-    (LangevinParameters(noise=0.1, epsilon=0.1, eta=0.1), "step_size/noise and epsilon and eta"),
-    (LangevinParameters(), "none"),
+    (LangevinConfig(epsilon=0.1, eta=0.01), "epsilon and eta"),
+    (LangevinConfig(step_size=0.1, noise=0.1, epsilon=0.1), "step_size/noise and epsilon"),
+    (LangevinConfig(step_size=0.1, noise=0.1, eta=0.1), "step_size/noise and eta"),
+    (LangevinConfig(noise=0.1, epsilon=0.1, eta=0.1), "step_size/noise and epsilon and eta"),
+    (LangevinConfig(), "none"),
 ])
 def test_two_or_zero_parameterizations_are_a_problem(params, found):
     problems = params.problems()
@@ -154,8 +153,8 @@ def test_two_or_zero_parameterizations_are_a_problem(params, found):
 
 
 @pytest.mark.parametrize("params, missing", [
-    (LangevinParameters(step_size=0.1), "noise"),
-    (LangevinParameters(noise=0.1), "step_size"),
+    (LangevinConfig(step_size=0.1), "noise"),
+    (LangevinConfig(noise=0.1), "step_size"),
 ])
 def test_step_size_and_noise_go_together(params, missing):
     problems = params.problems()
@@ -164,15 +163,15 @@ def test_step_size_and_noise_go_together(params, missing):
 
 
 @pytest.mark.parametrize("params, key", [
-    (LangevinParameters(step_size=-0.1, noise=0.1), "step_size"),
-    (LangevinParameters(step_size=0.1, noise=-0.1), "noise"),
-    (LangevinParameters(epsilon=-0.1), "epsilon"),
-    (LangevinParameters(eta=-1e-3), "eta"),
-    (LangevinParameters(epsilon=0.1, clip_grad_value=-1.0), "clip_grad_value"),
-    (LangevinParameters(epsilon=0.1, clip_grad_norm=-1.0), "clip_grad_norm"),
-    (LangevinParameters(epsilon=0.1, temperature=0.0), "temperature"),
-    (LangevinParameters(epsilon=0.1, temperature=-2.0), "temperature"),
-    (LangevinParameters(epsilon=0.1, steps=-1), "steps"),
+    (LangevinConfig(step_size=-0.1, noise=0.1), "step_size"),
+    (LangevinConfig(step_size=0.1, noise=-0.1), "noise"),
+    (LangevinConfig(epsilon=-0.1), "epsilon"),
+    (LangevinConfig(eta=-1e-3), "eta"),
+    (LangevinConfig(epsilon=0.1, clip_grad_value=-1.0), "clip_grad_value"),
+    (LangevinConfig(epsilon=0.1, clip_grad_norm=-1.0), "clip_grad_norm"),
+    (LangevinConfig(epsilon=0.1, temperature=0.0), "temperature"),
+    (LangevinConfig(epsilon=0.1, temperature=-2.0), "temperature"),
+    (LangevinConfig(epsilon=0.1, steps=-1), "steps"),
 ])
 def test_negative_values_are_problems(params, key):
     problems = params.problems()
@@ -182,13 +181,13 @@ def test_negative_values_are_problems(params, key):
 
 @pytest.mark.parametrize("clamp", [(1.0, -1.0), (0.5, 0.5)])
 def test_clamp_with_low_not_below_high_is_a_problem(clamp):
-    problems = LangevinParameters(epsilon=0.1, clamp=clamp).problems()
+    problems = LangevinConfig(epsilon=0.1, clamp=clamp).problems()
     assert [k for k, _ in problems] == ["clamp"]
     assert "low < high" in problems[0][1]
 
 
 def test_all_problems_are_reported_at_once():
-    keys = _keys(LangevinParameters(step_size=-1.0, noise=-1.0, temperature=0.0, clamp=(1.0, 0.0), steps=-2))
+    keys = _keys(LangevinConfig(step_size=-1.0, noise=-1.0, temperature=0.0, clamp=(1.0, 0.0), steps=-2))
     assert sorted(keys) == sorted(["step_size", "noise", "temperature", "clamp", "steps"])
 
 
@@ -196,27 +195,27 @@ def test_all_problems_are_reported_at_once():
 
 def test_zero_step_size_and_zero_noise_is_the_identity():
     init = torch.randn(10, 2, generator=torch.Generator().manual_seed(0)) * 3
-    x = _langevin(LangevinParameters(steps=7, step_size=0.0, noise=0.0), _mlp())(_ctx(), init=init)["x"]
+    x = _langevin(LangevinConfig(steps=7, step_size=0.0, noise=0.0), _mlp())(_ctx(), init=init)["x"]
     assert torch.equal(x, init)
-    x = _langevin(LangevinParameters(steps=7, epsilon=0.0), _mlp())(_ctx(), init=init)["x"]
+    x = _langevin(LangevinConfig(steps=7, epsilon=0.0), _mlp())(_ctx(), init=init)["x"]
     assert torch.equal(x, init)
 
 
 def test_zero_steps_returns_the_init_detached():
     init = torch.randn(4, 2, requires_grad=True)
-    x = _langevin(LangevinParameters(steps=0, epsilon=0.5), _mlp())(_ctx(), init=init)["x"]
+    x = _langevin(LangevinConfig(steps=0, epsilon=0.5), _mlp())(_ctx(), init=init)["x"]
     assert torch.equal(x, init.detach()) and not x.requires_grad
 
 
 def test_output_is_detached_even_from_a_differentiable_init():
     init = (torch.randn(4, 2) * 1.0).requires_grad_(True) * 2
-    x = _langevin(LangevinParameters(steps=2, epsilon=0.1), _mlp())(_ctx(), init=init)["x"]
+    x = _langevin(LangevinConfig(steps=2, epsilon=0.1), _mlp())(_ctx(), init=init)["x"]
     assert not x.requires_grad and x.grad_fn is None
 
 
 def test_clamp_holds_its_bounds():
     init = torch.randn(256, 2, generator=torch.Generator().manual_seed(1)) * 0.5
-    params = LangevinParameters(steps=5, step_size=0.01, noise=2.0, clamp=(-0.5, 0.25))
+    params = LangevinConfig(steps=5, step_size=0.01, noise=2.0, clamp=(-0.5, 0.25))
     x = _langevin(params, _mlp())(_ctx(), init=init)["x"]
     assert x.min() >= -0.5 and x.max() <= 0.25
     assert (x == -0.5).any() and (x == 0.25).any()  # the noise is large enough to hit both walls
@@ -272,13 +271,13 @@ def test_kernel_applies_gradient_clipping():
 
     init = torch.randn(32, 3, generator=torch.Generator().manual_seed(4))
     ctx = _ctx()
-    x = _langevin(LangevinParameters(steps=1, step_size=0.1, noise=0.0, clip_grad_value=0.5), Steep())(ctx, init=init)["x"]
+    x = _langevin(LangevinConfig(steps=1, step_size=0.1, noise=0.0, clip_grad_value=0.5), Steep())(ctx, init=init)["x"]
     # grad = 200 x, clipped to +-0.5: every coordinate moves at most drift * 0.5
     torch.testing.assert_close(x, init - 0.1 * (200 * init).clamp(-0.5, 0.5))
     assert (x - init).abs().max() <= 0.05 + 1e-7
 
     ctx = _ctx()
-    _langevin(LangevinParameters(steps=3, step_size=1e-4, noise=0.0, clip_grad_norm=2.0), Steep())(ctx, init=init)
+    _langevin(LangevinConfig(steps=3, step_size=1e-4, noise=0.0, clip_grad_norm=2.0), Steep())(ctx, init=init)
     assert float(ctx.diagnostics["k/grad_norm"]) <= 2.0 * (1 + 1e-6)
 
 
@@ -286,7 +285,7 @@ def test_kernel_records_energy_and_gradient_diagnostics():
     ctx = _ctx()
     energy = Quadratic(1.0)
     init = torch.full((8, 1), 2.0)
-    _langevin(LangevinParameters(steps=4, step_size=0.25, noise=0.0), energy)(ctx, init=init)
+    _langevin(LangevinConfig(steps=4, step_size=0.25, noise=0.0), energy)(ctx, init=init)
     # x_k = 2 * 0.75^k: energies at the start (k = 0) and at the returned samples (k = 4); the
     # gradient norm is that of the last step taken (k = 3)
     assert float(ctx.diagnostics["k/energy_start"]) == pytest.approx(2.0)
@@ -296,7 +295,7 @@ def test_kernel_records_energy_and_gradient_diagnostics():
 
 def test_kernel_skips_costly_diagnostics_on_unlogged_steps():
     ctx = StepContext(0, 0, torch.device("cpu"), diagnostics_wanted=False)
-    _langevin(LangevinParameters(steps=2, step_size=0.25, noise=0.0), Quadratic(1.0))(ctx, init=torch.ones(4, 1))
+    _langevin(LangevinConfig(steps=2, step_size=0.25, noise=0.0), Quadratic(1.0))(ctx, init=torch.ones(4, 1))
     assert "k/energy_end" not in ctx.diagnostics
 
 
@@ -312,7 +311,7 @@ def test_parameters_accumulate_no_gradient_while_sampling():
         seen.append([p.requires_grad for p in module.parameters()])
 
     handle = energy.register_forward_hook(check)
-    for kernel in (Langevin("k", LangevinParameters(steps=3, epsilon=0.1), {"energy": energy}, CPU),
+    for kernel in (Langevin("k", LangevinConfig(steps=3, epsilon=0.1), {"energy": energy}, CPU),
                    Mala("m", MalaConfig(steps=3, epsilon=0.1), {"energy": energy}, CPU)):
         seen.clear()
         before = [p.detach().clone() for p in energy.parameters()]
@@ -329,7 +328,7 @@ def test_existing_parameter_gradients_are_untouched_by_sampling():
     grads = [torch.full_like(p, 0.5) for p in energy.parameters()]
     for p, g in zip(energy.parameters(), grads):
         p.grad = g.clone()
-    _langevin(LangevinParameters(steps=3, epsilon=0.1), energy)(_ctx(), init=torch.randn(8, 2))
+    _langevin(LangevinConfig(steps=3, epsilon=0.1), energy)(_ctx(), init=torch.randn(8, 2))
     assert all(torch.equal(p.grad, g) for p, g in zip(energy.parameters(), grads))
     assert all(p.requires_grad for p in energy.parameters())
 
@@ -345,7 +344,7 @@ def test_requires_grad_is_restored_when_the_energy_raises():
 
     energy = Broken()
     with pytest.raises(RuntimeError, match="boom"):
-        _langevin(LangevinParameters(steps=1, epsilon=0.1), energy)(_ctx(), init=torch.zeros(2, 1))
+        _langevin(LangevinConfig(steps=1, epsilon=0.1), energy)(_ctx(), init=torch.zeros(2, 1))
     assert energy.w.requires_grad and energy.w.grad is None
 
 
@@ -368,7 +367,7 @@ def _assert_variance(x: torch.Tensor, expected: float, label: str) -> None:
 ])
 def test_unadjusted_langevin_stationary_variance_on_a_quadratic(s, a, b, temperature):
     n = 10000
-    params = LangevinParameters(steps=60, step_size=a, noise=b, temperature=temperature)
+    params = LangevinConfig(steps=60, step_size=a, noise=b, temperature=temperature)
     x = _langevin(params, Quadratic(s))(_ctx(seed=11), init=torch.zeros(n, 1))["x"]
     # x' = (1 - d / s^2) x + b xi with d = a / T: var = b^2 / (1 - (1 - d / s^2)^2)
     d = a / temperature

@@ -264,6 +264,12 @@ class _Checker:
         if spec.init == "generator" and model_role(self.spec, spec.generator) != "generator":
             self.error(("eval", "generator"), f"eval.init 'generator' needs eval.generator, a generator model; found "
                                               f"{spec.generator!r}{did_you_mean(spec.generator or '', self.spec.models)}")
+        augments = self._family_members(order, "augment")
+        if spec.augment is not None and spec.augment not in augments:
+            self.error(("eval", "augment"), f"'{spec.augment}' is not an augment node{did_you_mean(spec.augment, augments)}"
+                                            f"; augment nodes: {one_of(augments) if augments else 'none'}")
+        if spec.augment_every < 1:
+            self.error(("eval", "augment_every"), f"must be >= 1, found {spec.augment_every}")
         if spec.energy is not None and model_role(self.spec, spec.energy) != "energy":
             self.error(("eval", "energy"), f"'{spec.energy}' is not an energy model"
                                            f"{did_you_mean(spec.energy, self.spec.models)}")

@@ -16,12 +16,12 @@ class StepSource:
     line_to_node: dict[int, str]
 
 
-SAMPLE_FAMILIES = ("data", "noise", "kernel", "bank")
+SAMPLE_FAMILIES = ("data", "noise", "augment", "kernel", "bank")
 
 
 def _phase_blocks(checked: CheckedGraph) -> list[list[str]]:
-    """Nodes each phase computes: the ancestors of its losses, except samples (data, noise, kernel
-    and bank outputs, constants for learning) drawn by an earlier phase of the step; energies and
+    """Nodes each phase computes: the ancestors of its losses, except samples (data, noise, augment,
+    kernel and bank outputs) drawn by an earlier phase of the step; energies and
     losses are recomputed with the parameters as they are then. The first phase also computes
     every node no phase needs."""
     spec = checked.spec

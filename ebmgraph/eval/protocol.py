@@ -11,6 +11,7 @@ import torch
 from ebmgraph.engine.context import StepContext
 from ebmgraph.engine.program import Program
 from ebmgraph.nodes.catalog import MODELS
+from ebmgraph.nodes.kernels import chain_config
 from ebmgraph.nodes.noise import GaussianConfig, UniformConfig
 from ebmgraph.nodes.registry import DerivedModelType
 
@@ -79,10 +80,24 @@ class Evaluation:
                                    device=bank.device)[:n]
             return bank.storage[index].float()
         init = self._initial_states(n, ctx.generator(f"{EVAL_SEED_LABEL}:init"))
+        return self.chains(init, self.chain_steps(steps))
+
+    def chains(self, init: torch.Tensor, steps: int) -> torch.Tensor:
+        """``steps`` steps of the kernel's settings on the evaluation energy from ``init``; with
+        ``eval.augment``, an augmentation transition before every ``augment_every`` steps
+        (Improved CD, Algorithm 2). Round r draws its randomness at step r."""
         kernel = self.program.nodes[self.kernel_name]
-        chains = type(kernel)(self.kernel_name, attrs.evolve(kernel.config, steps=self.chain_steps(steps)),
-                              {"energy": self.energy}, self.program.device)
-        return chains(ctx, init=init)["x"]
+        every = self.eval.augment_every if self.eval.augment else max(steps, 1)
+        x = init
+        for round_index, start in enumerate(range(0, steps, every)):
+            ctx = StepContext(self.spec.seed, step=round_index, device=self.program.device)
+            if self.eval.augment:
+                augment = self.program.nodes[self.eval.augment]
+                x = augment.augment(x, ctx.generator(self.eval.augment))
+            segment = type(kernel)(self.kernel_name, chain_config(kernel.config, min(every, steps - start)),
+                                   {"energy": self.energy}, self.program.device)
+            x = segment(ctx, init=x)["x"]
+        return x
 
     def _initial_states(self, n: int, generator: torch.Generator) -> torch.Tensor:
         e, device = self.eval, self.program.device

@@ -24,12 +24,15 @@ class ReplayBankConfig:
     init_high: float = 1.0
     init_std: float = 1.0
     batch_size: int | None = None
+    history: int = 0
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
         if self.capacity < 1:
             out.append(("capacity", f"must be >= 1, found {self.capacity}"))
+        if self.history < 0:
+            out.append(("history", f"must be >= 0, found {self.history}"))
         if not 0.0 <= self.reinit <= 1.0:
             out.append(("reinit", f"must be a probability in [0, 1], found {self.reinit}"))
         return out
@@ -41,14 +44,17 @@ class ReplayBank(Node):
     than a batch), each replaced by a fresh init sample with probability ``reinit``. Writing, at the
     end of the step, stores the ``store`` input by the ``write`` rule: ``back`` to the indices drawn (persistent chains;
     the bank starts full of init samples), ``fifo`` over the oldest items, or ``reservoir``
-    (a uniform sample of everything ever written, Vitter's algorithm R)."""
+    (a uniform sample of everything ever written, Vitter's algorithm R). ``history`` is a
+    second, independent draw of that many stored samples without reinit (e.g. the set B of
+    Improved CD's entropy term), empty until the bank holds them."""
 
     type_name = "replay_bank"
     family = "bank"
     Config = ReplayBankConfig
     inputs = (Port("like", SAMPLE, "a sample giving the shape and batch size of draws"),
               Port("store", SAMPLE, "samples stored at the end of the step (a delay edge)", delay=True))
-    outputs = (Port("x", SAMPLE, "the batch drawn at the start of the step"),)
+    outputs = (Port("x", SAMPLE, "the batch drawn at the start of the step"),
+               Port("history", SAMPLE, "'history' stored samples drawn at the start of the step"))
 
     def __init__(self, name, config, models, device):
         super().__init__(name, config, models, device)
@@ -64,7 +70,9 @@ class ReplayBank(Node):
         return self.config.batch_size or like_shape[0]
 
     def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
-        return {"x": Value(SAMPLE, (self._batch(inputs["like"].shape), *inputs["like"].shape[1:]))}
+        shape = inputs["like"].shape[1:]
+        return {"x": Value(SAMPLE, (self._batch(inputs["like"].shape), *shape)),
+                "history": Value(SAMPLE, (self.config.history, *shape))}
 
     def _init_samples(self, n: int, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
         c = self.config
@@ -87,10 +95,11 @@ class ReplayBank(Node):
         batch = self._batch(tuple(like.shape))
         generator = ctx.generator(f"{self.name}:read")
         fresh = self._init_samples(batch, shape, generator)
+        history = self._history(ctx)
         if self.size < batch:
             self._drawn = None
             ctx.record(self.name, "reinit_fraction", 1.0)
-            return {"x": fresh}
+            return {"x": fresh, "history": history}
         index = torch.randperm(self.size, generator=generator, device=self.device)[:batch]
         reinit = torch.rand(batch, generator=generator, device=self.device) < self.config.reinit
         mask = reinit.view(-1, *([1] * len(shape)))
@@ -99,7 +108,15 @@ class ReplayBank(Node):
         self.reinit_count = self.reinit_count + reinit.sum()
         ctx.record(self.name, "reinit_fraction", reinit.float().mean())
         ctx.record(self.name, "age", (ctx.step - self.age[index]).float().mean())
-        return {"x": x}
+        return {"x": x, "history": history}
+
+    def _history(self, ctx) -> torch.Tensor:
+        """``history`` distinct stored samples, or none while the bank holds fewer."""
+        n = self.config.history
+        if n == 0 or self.size < n:
+            return self.storage[:0].float()
+        index = torch.randperm(self.size, generator=ctx.generator(f"{self.name}:history"), device=self.device)[:n]
+        return self.storage[index].float()
 
     def write(self, ctx, store: torch.Tensor) -> None:
         items = store.detach().to(self.storage.dtype)

@@ -26,10 +26,18 @@ def maybe_spectral_norm(layer: nn.Module, enabled: bool) -> nn.Module:
     return _spectral_norm(layer) if enabled else layer
 
 
-def image_size(type_name: str, input_shape: tuple[int, ...], stages: int) -> tuple[int, int, int]:
-    """(C, H, W) of ``input_shape`` when H and W halve ``stages`` times exactly, else ValueError."""
+def check_image_size(type_name: str, input_shape: tuple[int, ...], stages: int) -> None:
+    """ValueError unless ``input_shape`` is (C, H, W) with H and W at least 2**stages."""
     if len(input_shape) != 3:
         raise ValueError(f"{type_name} needs (C, H, W) images, found sample shape {tuple(input_shape)}")
+    if min(input_shape[1:]) < 2 ** stages:
+        raise ValueError(f"images of size {tuple(input_shape[1:])} are too small for "
+                         f"{stages} 2x downsampling stages")
+
+
+def image_size(type_name: str, input_shape: tuple[int, ...], stages: int) -> tuple[int, int, int]:
+    """(C, H, W) of ``input_shape`` when H and W halve ``stages`` times exactly, else ValueError."""
+    check_image_size(type_name, input_shape, stages)
     channels, height, width = input_shape
     if height % 2**stages or width % 2**stages:
         raise ValueError(f"images of size ({height}, {width}) do not halve {stages} times; change 'stages'")
@@ -79,14 +87,22 @@ class MLPEnergy(ModelType):
         return EnergyNet(input_shape, nn.Sequential(*layers))
 
 
-class ResidualBlock(nn.Module):
-    """Pre-activation residual block: two 3x3 convs, with a 1x1 shortcut when widths differ."""
+def group_norm(width: int) -> nn.Module:
+    """Group normalization with up to 32 groups (the largest divisor of ``width`` that is <= 32)."""
+    return nn.GroupNorm(math.gcd(32, width), width)
 
-    def __init__(self, width_in: int, width_out: int, act: str, sn: bool):
+
+class ResidualBlock(nn.Module):
+    """Pre-activation residual block: two 3x3 convs (each after optional group norm and the
+    activation), with a 1x1 shortcut when widths differ."""
+
+    def __init__(self, width_in: int, width_out: int, act: str, sn: bool, norm: bool = False):
         super().__init__()
         self.residual = nn.Sequential(
-            activation(act), maybe_spectral_norm(nn.Conv2d(width_in, width_out, 3, padding=1), sn),
-            activation(act), maybe_spectral_norm(nn.Conv2d(width_out, width_out, 3, padding=1), sn))
+            *([group_norm(width_in)] if norm else []), activation(act),
+            maybe_spectral_norm(nn.Conv2d(width_in, width_out, 3, padding=1), sn),
+            *([group_norm(width_out)] if norm else []), activation(act),
+            maybe_spectral_norm(nn.Conv2d(width_out, width_out, 3, padding=1), sn))
         self.shortcut = (nn.Identity() if width_in == width_out
                          else maybe_spectral_norm(nn.Conv2d(width_in, width_out, 1), sn))
 
@@ -94,28 +110,87 @@ class ResidualBlock(nn.Module):
         return self.shortcut(x) + self.residual(x)
 
 
-class SpatialSum(nn.Module):
-    """Sums (B, C, H, W) feature maps over positions to (B, C)."""
+class SelfAttention(nn.Module):
+    """SAGAN self-attention over positions, ``x + gamma * attention(x)`` with gamma starting at 0
+    (written with matmul and softmax so that samplers can differentiate it twice)."""
+
+    def __init__(self, width: int, sn: bool):
+        super().__init__()
+        inner = max(width // 8, 1)
+        self.query = maybe_spectral_norm(nn.Conv2d(width, inner, 1), sn)
+        self.key = maybe_spectral_norm(nn.Conv2d(width, inner, 1), sn)
+        self.value = maybe_spectral_norm(nn.Conv2d(width, width, 1), sn)
+        self.gamma = nn.Parameter(torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.sum(dim=(2, 3))
+        q, k, v = self.query(x).flatten(2), self.key(x).flatten(2), self.value(x).flatten(2)
+        weights = torch.softmax(q.transpose(1, 2) @ k, dim=-1)
+        return x + self.gamma * (v @ weights.transpose(1, 2)).view_as(x)
+
+
+class SpatialPool(nn.Module):
+    """Sums or averages (B, C, H, W) feature maps over positions to (B, C)."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sum(dim=(2, 3)) if self.mode == "sum" else x.mean(dim=(2, 3))
 
 
 @attrs.define
 class ConvEnergyConfig:
+    """``widths``: the width of each stage (default ``channels * 2**stage``); ``attention``: stages
+    followed by a self-attention block; ``norm: group`` puts group norm in the residual blocks;
+    ``pooling``: sum or mean over positions before the linear head."""
+
     channels: int = 32
     stages: int = 2
     blocks_per_stage: int = 1
     activation: Activation = "leaky_relu"
     spectral_norm: bool = False
+    widths: list[int] | None = None
+    attention: list[int] = attrs.Factory(list)
+    norm: Literal["none", "group"] = "none"
+    pooling: Literal["sum", "mean"] = "sum"
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if self.widths is not None and len(self.widths) != self.stages:
+            out.append(("widths", f"give one width per stage ({self.stages}), found {len(self.widths)}"))
+        if any(not 0 <= stage < self.stages for stage in self.attention):
+            out.append(("attention", f"stages are numbered 0 to {self.stages - 1}, found {self.attention}"))
+        return out
+
+    def stage_width(self, stage: int) -> int:
+        return self.widths[stage] if self.widths is not None else self.channels * 2**stage
+
+
+def conv_body(config: ConvEnergyConfig, in_channels: int, first_stage: int = 0) -> nn.Sequential:
+    """Stem, the stages from ``first_stage`` on (residual blocks, optional attention, 2x average
+    pooling) and the head (activation, pooling over positions, linear map to a scalar)."""
+    sn, norm = config.spectral_norm, config.norm == "group"
+    layers: list[nn.Module] = [maybe_spectral_norm(nn.Conv2d(in_channels, config.channels, 3, padding=1), sn)]
+    width = config.channels
+    for stage in range(first_stage, config.stages):
+        for _ in range(config.blocks_per_stage):
+            layers.append(ResidualBlock(width, config.stage_width(stage), config.activation, sn, norm))
+            width = config.stage_width(stage)
+        if stage in config.attention:
+            layers.append(SelfAttention(width, sn))
+        layers.append(nn.AvgPool2d(2))
+    layers += [activation(config.activation), SpatialPool(config.pooling), maybe_spectral_norm(nn.Linear(width, 1), sn)]
+    return nn.Sequential(*layers)
 
 
 @MODELS.register
 class ConvEnergy(ModelType):
     """Convolutional ResNet energy for (C, H, W) images: a 3x3 stem of width ``channels``, then
-    ``stages`` stages of ``blocks_per_stage`` residual blocks and 2x average pooling, doubling the
-    width each stage; the head applies the activation, sums over positions and maps to a scalar.
-    No batch norm, since samplers differentiate through the network."""
+    ``stages`` stages of ``blocks_per_stage`` residual blocks and 2x average pooling (width
+    doubling each stage unless ``widths`` is given), optional self-attention and group norm; the
+    head applies the activation, pools over positions and maps to a scalar. No batch norm, since
+    samplers differentiate through the network."""
 
     type_name = "conv_energy"
     role = "energy"
@@ -123,19 +198,5 @@ class ConvEnergy(ModelType):
 
     @classmethod
     def build(cls, config: ConvEnergyConfig, input_shape: tuple[int, ...]) -> nn.Module:
-        if len(input_shape) != 3:
-            raise ValueError(f"conv_energy needs (C, H, W) images, found sample shape {tuple(input_shape)}")
-        if min(input_shape[1:]) < 2 ** config.stages:
-            raise ValueError(f"images of size {tuple(input_shape[1:])} are too small for "
-                             f"{config.stages} 2x downsampling stages")
-        sn = config.spectral_norm
-        layers: list[nn.Module] = [maybe_spectral_norm(nn.Conv2d(input_shape[0], config.channels, 3, padding=1), sn)]
-        width = config.channels
-        for stage in range(config.stages):
-            stage_width = config.channels * 2 ** stage
-            for _ in range(config.blocks_per_stage):
-                layers.append(ResidualBlock(width, stage_width, config.activation, sn))
-                width = stage_width
-            layers.append(nn.AvgPool2d(2))
-        layers += [activation(config.activation), SpatialSum(), maybe_spectral_norm(nn.Linear(width, 1), sn)]
-        return EnergyNet(input_shape, nn.Sequential(*layers))
+        check_image_size(cls.type_name, input_shape, config.stages)
+        return EnergyNet(input_shape, conv_body(config, input_shape[0]))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
+from typing import Literal
+
 import attrs
 import torch
 from torch.nn.utils import parametrize
@@ -12,6 +14,8 @@ from torch.nn.utils import parametrize
 from ebmgraph.nodes.langevin_parameters import LangevinParameters
 from ebmgraph.nodes.ports import SAMPLE, Port, ShapeError, Value, model_ref
 from ebmgraph.nodes.registry import NODES, Node
+
+Differentiable = Literal["none", "last", "all"]
 
 
 @contextlib.contextmanager
@@ -49,6 +53,14 @@ def clip_gradient(grad: torch.Tensor, value: float | None, norm: float | None) -
     return grad
 
 
+def chain_config(config: LangevinParameters, steps: int) -> LangevinParameters:
+    """``config`` for plain sampling chains of ``steps`` steps (no graph to the parameters)."""
+    changes = {"steps": steps}
+    if "differentiable" in attrs.fields_dict(type(config)):
+        changes["differentiable"] = "none"
+    return attrs.evolve(config, **changes)
+
+
 class _Kernel(Node):
     """Base of kernels: ``langevin`` runs the chain on any per-sample energy function of the state,
     with every bound model frozen."""
@@ -63,26 +75,40 @@ class _Kernel(Node):
         value, grad = energy_and_gradient(energy, x)
         return value, clip_gradient(grad, c.clip_grad_value, c.clip_grad_norm)
 
-    def langevin(self, ctx, init: torch.Tensor, energy: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """K steps of ``x <- x - a grad E(x) / T + b xi`` from ``init``."""
+    def langevin(self, ctx, init: torch.Tensor, energy: Callable[[torch.Tensor], torch.Tensor],
+                 differentiable: Differentiable = "none") -> tuple[torch.Tensor, torch.Tensor]:
+        """K steps of ``x <- x - a grad E(x) / T + b xi`` from ``init``: (the states as a constant,
+        the same states with a graph to the energy's parameters through the ``differentiable``
+        steps: none, the last, or all of them; Improved CD eq. 7 and appendix D.2)."""
         c = self.config
-        _, noise, _ = c.resolved()
-        drift = c.drift
         generator = ctx.generator(self.name)
+        graph_steps = {"none": 0, "last": min(1, c.steps), "all": c.steps}[differentiable]
         x = init.detach()
         first = grad = None
         with frozen_parameters(*self.models.values()):
-            for _ in range(c.steps):
+            for _ in range(c.steps - graph_steps):
                 current, grad = self._gradient(energy, x)
                 first = current if first is None else first
-                xi = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-                x = x - drift * grad + noise * xi
-                if c.clamp is not None:
-                    x = x.clamp(*c.clamp)
-            if grad is not None and ctx.diagnostics_wanted:
-                with torch.no_grad():
-                    self._record(ctx, first, energy(x), grad)
-        return x.detach()
+                x = self._move(x, grad, generator)
+        tracked = x
+        for step in range(graph_steps):
+            state = tracked.requires_grad_(True) if step == 0 else tracked
+            current = energy(state)
+            (grad,) = torch.autograd.grad(current.sum(), state, create_graph=True)
+            first = current.detach() if first is None else first
+            tracked = self._move(state, clip_gradient(grad, c.clip_grad_value, c.clip_grad_norm), generator)
+        x = tracked.detach()
+        if grad is not None and ctx.diagnostics_wanted:
+            with torch.no_grad(), frozen_parameters(*self.models.values()):
+                self._record(ctx, first, energy(x), grad.detach())
+        return x, tracked if graph_steps else x
+
+    def _move(self, x: torch.Tensor, grad: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One step from ``x`` given its (clipped) energy gradient, then the clamp."""
+        c = self.config
+        xi = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x = x - c.drift * grad + c.resolved()[1] * xi
+        return x.clamp(*c.clamp) if c.clamp is not None else x
 
     def _record(self, ctx, first_energy: torch.Tensor, last_energy: torch.Tensor, grad: torch.Tensor) -> None:
         """Mean energy at the chains' start and end, and the mean per-sample norm of the last gradient."""
@@ -105,16 +131,35 @@ class _EnergyKernel(_Kernel):
         return {"x": Value(SAMPLE, inputs["init"].shape)}
 
 
+@attrs.define
+class LangevinConfig(LangevinParameters):
+    """Langevin parameters; ``differentiable`` (none, last or all) chooses the steps recomputed
+    with a graph to the energy's parameters for the ``x_differentiable`` output."""
+
+    differentiable: Differentiable = "none"
+
+
 @NODES.register
 class Langevin(_EnergyKernel):
     """Unadjusted Langevin dynamics, K steps of ``x <- x - a grad E(x) / T + b xi`` (ebmgraph's single
     parameterization; see ``ebmgraph check`` for the resolved a, b and effective temperature),
-    with optional gradient clipping (by value or per-sample norm) and state clamping."""
+    with optional gradient clipping (by value or per-sample norm) and state clamping.
+    ``x_differentiable`` holds the same states, differentiable with respect to the energy's
+    parameters through the last step (``differentiable: last``, Improved CD eq. 7) or every step
+    (``all``, appendix D.2); with ``none`` it is the constant ``x``."""
 
     type_name = "langevin"
+    Config = LangevinConfig
+    outputs = (*_Kernel.outputs,
+               Port("x_differentiable", SAMPLE, "the states with a graph to the energy's parameters"))
+
+    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
+        out = super().infer(inputs)
+        return {**out, "x_differentiable": out["x"]}
 
     def __call__(self, ctx, init: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"x": self.langevin(ctx, init, self.models["energy"])}
+        x, tracked = self.langevin(ctx, init, self.models["energy"], self.config.differentiable)
+        return {"x": x, "x_differentiable": tracked}
 
 
 @attrs.define

@@ -49,4 +49,5 @@ class PosteriorLangevin(_Kernel):
 
     def __call__(self, ctx, x: torch.Tensor, init: torch.Tensor, mask: torch.Tensor | None = None
                  ) -> dict[str, torch.Tensor]:
-        return {"z": self.langevin(ctx, init, self.energy(x.detach(), mask))}
+        z, _ = self.langevin(ctx, init, self.energy(x.detach(), mask))
+        return {"z": z}

@@ -14,7 +14,8 @@ from ebmgraph.spec.suggest import did_you_mean, one_of
 def merge(base: dict, override: dict, src: Source, base_path: Path_, override_path: Path_ | None,
           origin: Location | None = None) -> dict:
     """Deep-merge ``override`` into ``base``. A mapping whose ``type`` changes replaces the old one
-    whole (its old keys belong to another type); lists and scalars replace.
+    whole (its old keys belong to another type); ``null`` in place of a mapping removes it; lists
+    and scalars replace.
 
     Locations of merged values are taken from ``override_path`` (a profile) or ``origin`` (``--set``)."""
     out = dict(base)
@@ -23,7 +24,9 @@ def merge(base: dict, override: dict, src: Source, base_path: Path_, override_pa
     for key, value in override.items():
         path = base_path + (key,)
         source_path = override_path + (key,) if override_path is not None else None
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if value is None and isinstance(out.get(key), dict):
+            del out[key]
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value, src, path, source_path, origin)
         else:
             out[key] = copy.deepcopy(value)

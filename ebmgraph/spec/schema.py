@@ -57,7 +57,8 @@ class EvalSpec:
     has one. ``metrics`` defaults to every metric that applies to the data (digits: fd, modes,
     ood; 2-D toys: density, ood); ``fid`` (Inception FID against the test split) needs
     torch-fidelity and local weights at ``inception_weights``. ``every`` > 0 also evaluates during
-    training."""
+    training. ``augment`` names an augment node applied before every ``augment_every`` chain
+    steps (Improved CD, Algorithm 2)."""
 
     source: Literal["chains", "bank"] = "chains"
     kernel: str | None = None
@@ -76,6 +77,8 @@ class EvalSpec:
     grid: int = 200
     histogram_grid: int = 32
     inception_weights: str | None = None
+    augment: str | None = None
+    augment_every: int = 20
 
 
 @attrs.define

@@ -34,6 +34,7 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "noise": ("noise", "#eeeeee", "#7f7f7f"),
     "models": ("models", "#fce5cd", "#e69138"),
     "evaluations": ("model evaluations", "#fff2cc", "#bf9000"),
+    "augmentations": ("augmentations", "#ead1dc", "#a64d79"),
     "kernels": ("kernels", "#d9ead3", "#6aa84f"),
     "banks": ("banks", "#d9d2e9", "#674ea7"),
     "losses": ("losses", "#f4cccc", "#cc0000"),
@@ -41,7 +42,7 @@ GROUPS: dict[str, tuple[str, str, str]] = {
 }
 OTHER_GROUP = ("other", "#ffffff", "#000000")
 NODE_GROUPS = {"data": "data", "noise": "noise", "model": "evaluations", "kernel": "kernels", "bank": "banks",
-               "loss": "losses"}
+               "augment": "augmentations", "loss": "losses"}
 
 # link kind -> (legend title, color)
 LINK_KINDS: dict[str, tuple[str, str]] = {

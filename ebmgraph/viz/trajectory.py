@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ebmgraph.engine.context import StepContext
+from ebmgraph.nodes.kernels import chain_config
 from ebmgraph.viz.grids import _figure, _finite_rows, _limits, _save_atomically, image_grid
 
 CHAIN_COLORS = "tab10"
@@ -45,7 +46,7 @@ def run_trajectory(evaluation, steps: int, n: int = 8, snapshots: int = 10) -> T
     x = init
     states, energies = [x.detach().cpu()], [_energy(energy, x)]
     for index, (start, end) in enumerate(zip(bounds, bounds[1:])):
-        segment = type(kernel)(evaluation.kernel_name, attrs.evolve(kernel.config, steps=end - start),
+        segment = type(kernel)(evaluation.kernel_name, chain_config(kernel.config, end - start),
                                {"energy": energy}, device)
         ctx = StepContext(evaluation.spec.seed, step=index, device=device, diagnostics_wanted=False)
         x = segment(ctx, init=x)["x"]
