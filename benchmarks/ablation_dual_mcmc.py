@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from ebmgraph.engine.runner import Runner
 from ebmgraph.eval.reconstruction import reconstruct
 from ebmgraph.spec.load import loads_graph
 from ebmgraph.store.run_files import EVAL_FILE, METRICS_FILE
+from tables import mean_and_spread as cell
 
 GRAPH = Path(__file__).resolve().parent.parent / "graphs" / "dual_mcmc.yaml"
 
@@ -62,11 +62,6 @@ def run_row(from_encoder: bool, z_steps: int, x_steps: int, seed: int, steps: in
     stages = reconstruct(runner.program, test, from_encoder=from_encoder, z_steps=z_steps, x_steps=0)
     mse = float((stages["posterior"].detach() - test).pow(2).mean())
     return {"fd": fd, "mse": mse, "seconds": seconds}
-
-
-def cell(values: list[float], digits: str) -> str:
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):{digits}} ± {spread:{digits}}"
 
 
 def main() -> None:
