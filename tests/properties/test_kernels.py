@@ -1,10 +1,14 @@
 """Langevin and MALA kernels: the four parameterizations, effective temperature, problems(),
-clipping and clamping, parameter freezing, and the stationary distributions of both kernels."""
+clipping and clamping, parameter freezing, the stationary distributions of both kernels, and
+hypothesis-drawn invariants (MALA antisymmetry and target preservation with a broken-kernel power
+check, energy-shift invariance, shapes and dtypes)."""
 
 import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from ebmgraph.engine.context import StepContext
@@ -12,8 +16,6 @@ from ebmgraph.nodes.energies import MLPEnergy, MLPEnergyConfig
 from ebmgraph.nodes.kernels import Langevin, LangevinConfig, Mala, MalaConfig, clip_gradient, energy_and_gradient
 
 CPU = torch.device("cpu")
-
-
 
 
 def _ctx(seed: int = 0, step: int = 0) -> StepContext:
@@ -350,14 +352,16 @@ def test_requires_grad_is_restored_when_the_energy_raises():
 
 # stationary distributions ------------------------------------------------------------------------
 
-def _assert_variance(x: torch.Tensor, expected: float, label: str) -> None:
+def _variance_matches(x: torch.Tensor, expected: float) -> bool:
     """Mean 0 and variance ``expected`` within 5 standard errors of n independent chains."""
     n = x.numel()
     x = x.double().flatten()
     mean, var = x.mean().item(), x.var().item()
-    assert abs(mean) < 5 * math.sqrt(expected / n), f"{label}: mean {mean}"
-    se = expected * math.sqrt(2 / (n - 1))
-    assert abs(var - expected) < 5 * se, f"{label}: variance {var}, expected {expected} +- {5 * se}"
+    return abs(mean) < 5 * math.sqrt(expected / n) and abs(var - expected) < 5 * expected * math.sqrt(2 / (n - 1))
+
+
+def _assert_variance(x: torch.Tensor, expected: float, label: str) -> None:
+    assert _variance_matches(x, expected), f"{label}: mean {x.mean().item()}, variance {x.var().item()}, expected {expected}"
 
 
 @pytest.mark.parametrize("s, a, b, temperature", [
@@ -378,6 +382,16 @@ def test_unadjusted_langevin_stationary_variance_on_a_quadratic(s, a, b, tempera
     small_step = s**2 * params.effective_temperature
     assert abs(expected - small_step) > 10 * expected * math.sqrt(2 / (n - 1))
     _assert_variance(x, expected, f"ULA s={s} a={a}")
+
+
+def test_a_kernel_with_the_wrong_noise_scale_fails_the_variance_check():
+    """Power check: noise 10% too large (b = 1.1 sqrt(2a)) moves the stationary variance out of the
+    5-standard-error interval of the closed form for b = sqrt(2a)."""
+    n, s, a = 10000, 1.0, 0.5
+    expected = s**2 / (1 - a / (2 * s**2))
+    wrong = LangevinConfig(steps=60, step_size=a, noise=1.1 * math.sqrt(2 * a))
+    x = _langevin(wrong, Quadratic(s))(_ctx(seed=11), init=torch.zeros(n, 1))["x"]
+    assert not _variance_matches(x, expected)
 
 
 def _energy_grad(x):
@@ -439,3 +453,188 @@ def test_mala_with_clamp_stays_in_the_box_and_zero_steps_is_identity():
     ctx = _ctx()
     assert torch.equal(mala(ctx, init=init)["x"], init)
     assert "m/acceptance" not in ctx.diagnostics
+
+
+# hypothesis-drawn invariants ------------------------------------------------------------------------
+
+class RandomQuadratic(nn.Module):
+    """E(x) = (x - m)^T P (x - m) / 2: the gaussian N(m, P^-1) at temperature 1."""
+
+    def __init__(self, mean: torch.Tensor, precision: torch.Tensor):
+        super().__init__()
+        self.mean, self.precision = mean, precision
+
+    def forward(self, x):
+        centered = x.flatten(1) - self.mean
+        return 0.5 * ((centered @ self.precision) * centered).sum(1)
+
+
+class Mixture2D(nn.Module):
+    """E(x) = -log of an equal mixture of N(-1.5 e1, 0.5^2 I) and N(+1.5 e1, 0.5^2 I) (2-D)."""
+
+    def forward(self, x):
+        shift = torch.tensor([1.5, 0.0], dtype=x.dtype)
+        log_a = -((x - shift) ** 2).sum(1) / (2 * 0.25)
+        log_b = -((x + shift) ** 2).sum(1) / (2 * 0.25)
+        return -torch.logaddexp(log_a, log_b)
+
+    @staticmethod
+    def sample(n: int, generator: torch.Generator) -> torch.Tensor:
+        sign = torch.where(torch.rand(n, generator=generator, dtype=torch.float64) < 0.5, -1.0, 1.0)
+        x = 0.5 * torch.randn((n, 2), generator=generator, dtype=torch.float64)
+        return x + torch.stack([1.5 * sign, torch.zeros(n, dtype=torch.float64)], dim=1)
+
+
+class UncorrectedMala(Mala):
+    """A broken MALA that drops the proposal densities from the acceptance ratio (power check)."""
+
+    def log_acceptance(self, x, y, energy_x, energy_y, grad_x, grad_y):
+        return (energy_x - energy_y) / self.config.effective_temperature
+
+
+def _ks_statistic(sample: torch.Tensor, cdf) -> float:
+    """Kolmogorov-Smirnov distance between a 1-D sample and a continuous cdf."""
+    x, _ = sample.double().sort()
+    n = len(x)
+    f = cdf(x)
+    upper = torch.arange(1, n + 1, dtype=torch.float64) / n - f
+    lower = f - torch.arange(0, n, dtype=torch.float64) / n
+    return float(torch.maximum(upper, lower).max())
+
+
+def _ks_critical(n: int, alpha: float) -> float:
+    """Asymptotic KS critical value sqrt(-log(alpha / 2) / (2 n))."""
+    return math.sqrt(-math.log(alpha / 2) / (2 * n))
+
+
+# Each hypothesis example runs 2 KS tests (one per coordinate or projection); at most EXAMPLES
+# examples run, so a Bonferroni level of ALPHA / (2 * EXAMPLES) keeps the family-wise false-alarm
+# rate of a correct kernel below ALPHA (and the seeds are fixed, so the outcome is reproducible).
+ALPHA, EXAMPLES, CHAINS = 1e-3, 12, 4000
+
+
+def _gaussian_target(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    mean = torch.randn(2, generator=generator, dtype=torch.float64)
+    factor = torch.randn((2, 2), generator=generator, dtype=torch.float64)
+    covariance = factor @ factor.T + 0.3 * torch.eye(2, dtype=torch.float64)
+    return mean, covariance
+
+
+def _stays_gaussian(kernel_type, seed: int, a: float, steps: int) -> bool:
+    """Chains started exactly from N(m, C) are still N(m, C) after ``steps`` kernel steps: KS on the
+    two whitened coordinates at the Bonferroni-corrected level."""
+    mean, covariance = _gaussian_target(seed)
+    energy = RandomQuadratic(mean, torch.linalg.inv(covariance))
+    cholesky = torch.linalg.cholesky(covariance)
+    generator = torch.Generator().manual_seed(seed + 1)
+    init = mean + torch.randn((CHAINS, 2), generator=generator, dtype=torch.float64) @ cholesky.T
+    kernel = kernel_type("m", MalaConfig(steps=steps, step_size=a, noise=math.sqrt(2 * a)), {"energy": energy}, CPU)
+    x = kernel(_ctx(seed=seed), init=init)["x"]
+    white = torch.linalg.solve_triangular(cholesky, (x - mean).T, upper=False).T
+    normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0)
+    level = _ks_critical(CHAINS, ALPHA / (2 * EXAMPLES))
+    return all(_ks_statistic(white[:, i], normal.cdf) < level for i in range(2))
+
+
+@settings(derandomize=True, deadline=None, max_examples=EXAMPLES)
+@given(seed=st.integers(0, 10_000), a=st.floats(0.05, 0.6), steps=st.integers(1, 10))
+def test_mala_preserves_a_gaussian_target(seed, a, steps):
+    assert _stays_gaussian(Mala, seed, a, steps)
+
+
+def test_gaussian_preservation_check_has_teeth():
+    """Power check: MALA without the proposal-density correction leaves the target."""
+    assert not _stays_gaussian(UncorrectedMala, seed=3, a=0.5, steps=10)
+
+
+def _stays_mixture(kernel_type, seed: int) -> bool:
+    """Chains started from the 2-D mixture stay on it: KS of the first coordinate against the
+    mixture's marginal cdf, and of the second against N(0, 0.5^2)."""
+    generator = torch.Generator().manual_seed(seed)
+    init = Mixture2D.sample(CHAINS, generator)
+    kernel = kernel_type("m", MalaConfig(steps=20, step_size=0.1, noise=math.sqrt(0.2)), {"energy": Mixture2D()}, CPU)
+    x = kernel(_ctx(seed=seed), init=init)["x"]
+    normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 0.5)
+    level = _ks_critical(CHAINS, ALPHA / 2)
+    first = _ks_statistic(x[:, 0], lambda v: 0.5 * (normal.cdf(v - 1.5) + normal.cdf(v + 1.5)))
+    return first < level and _ks_statistic(x[:, 1], normal.cdf) < level
+
+
+def test_mala_preserves_a_mixture_and_the_broken_kernel_does_not():
+    assert _stays_mixture(Mala, seed=21)
+    assert not _stays_mixture(UncorrectedMala, seed=21)
+
+
+class Shifted(nn.Module):
+    def __init__(self, energy: nn.Module, shift: float):
+        super().__init__()
+        self.energy, self.shift = energy, shift
+
+    def forward(self, x):
+        return self.energy(x) + self.shift
+
+
+@settings(derandomize=True, deadline=None, max_examples=25)
+@given(shift=st.floats(-1e3, 1e3), seed=st.integers(0, 10_000), kernel=st.sampled_from(["langevin", "mala"]))
+def test_adding_a_constant_to_the_energy_leaves_the_trajectory_unchanged(shift, seed, kernel):
+    init = torch.randn((32, 3), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    config = (LangevinConfig if kernel == "langevin" else MalaConfig)(steps=10, step_size=0.1, noise=0.4)
+    kernel_type = Langevin if kernel == "langevin" else Mala
+    plain = kernel_type("k", config, {"energy": Bumpy()}, CPU)(_ctx(seed=seed), init=init)["x"]
+    shifted = kernel_type("k", config, {"energy": Shifted(Bumpy(), shift)}, CPU)(_ctx(seed=seed), init=init)["x"]
+    # the gradient is unchanged exactly; MALA's energy difference only up to rounding of E + c
+    torch.testing.assert_close(shifted, plain, rtol=0, atol=1e-9)
+
+
+def test_shift_check_has_teeth():
+    """Power check: a kernel whose step depends on the energy's value (here through a
+    value-dependent temperature) fails the comparison above."""
+    class ValueScaled(Langevin):
+        def _gradient(self, energy, x):
+            value, grad = super()._gradient(energy, x)
+            return value, grad / (1 + value.abs().view(-1, 1))
+    init = torch.randn((32, 3), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    config = LangevinConfig(steps=10, step_size=0.1, noise=0.4)
+    plain = ValueScaled("k", config, {"energy": Bumpy()}, CPU)(_ctx(), init=init)["x"]
+    shifted = ValueScaled("k", config, {"energy": Shifted(Bumpy(), 50.0)}, CPU)(_ctx(), init=init)["x"]
+    assert not torch.allclose(shifted, plain, rtol=0, atol=1e-9)
+
+
+@settings(derandomize=True, deadline=None, max_examples=25)
+@given(batch=st.integers(1, 5), sample_shape=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+       dtype=st.sampled_from([torch.float32, torch.float64]), kernel=st.sampled_from(["langevin", "mala"]),
+       steps=st.integers(0, 3))
+def test_kernels_keep_shape_dtype_and_device(batch, sample_shape, dtype, kernel, steps):
+    init = torch.randn((batch, *sample_shape), dtype=dtype)
+    config = (LangevinConfig if kernel == "langevin" else MalaConfig)(steps=steps, step_size=0.05, noise=0.3)
+    x = (Langevin if kernel == "langevin" else Mala)("k", config, {"energy": Bumpy()}, CPU)(_ctx(), init=init)["x"]
+    assert x.shape == init.shape and x.dtype == dtype and x.device == init.device and not x.requires_grad
+
+
+@settings(derandomize=True, deadline=None, max_examples=25)
+@given(a=st.floats(1e-3, 2.0), b=st.floats(1e-3, 2.0), temperature=st.floats(0.1, 10.0), seed=st.integers(0, 10_000))
+def test_mala_log_acceptance_is_antisymmetric_for_drawn_parameters(a, b, temperature, seed):
+    generator = torch.Generator().manual_seed(seed)
+    mala = Mala("m", MalaConfig(steps=1, step_size=a, noise=b, temperature=temperature), {"energy": Bumpy()}, CPU)
+    x = torch.randn(16, 3, generator=generator, dtype=torch.float64)
+    y = x + b * torch.randn(16, 3, generator=generator, dtype=torch.float64)
+    ex, gx = _energy_grad(x)
+    ey, gy = _energy_grad(y)
+    forward = mala.log_acceptance(x, y, ex, ey, gx, gy)
+    backward = mala.log_acceptance(y, x, ey, ex, gy, gx)
+    torch.testing.assert_close(forward, -backward, rtol=1e-9, atol=1e-9 * (1 + forward.abs().max().item()))
+
+
+def test_antisymmetry_check_has_teeth():
+    """Power check: a log acceptance that forgets the reverse proposal is not antisymmetric."""
+    class OneSided(Mala):
+        def log_acceptance(self, x, y, energy_x, energy_y, grad_x, grad_y):
+            drift, noise = self.config.drift, self.config.resolved()[1]
+            return (energy_x - energy_y) + ((y - x + drift * grad_x) ** 2).sum(1) / (2 * noise**2)
+    mala = OneSided("m", MalaConfig(steps=1, step_size=0.2, noise=0.6), {"energy": Bumpy()}, CPU)
+    x = torch.randn(16, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = x + 0.6 * torch.randn(16, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ex, gx = _energy_grad(x)
+    ey, gy = _energy_grad(y)
+    assert not torch.allclose(mala.log_acceptance(x, y, ex, ey, gx, gy), -mala.log_acceptance(y, x, ey, ex, gy, gx))
