@@ -1,3 +1,6 @@
+import pickle
+
+import numpy as np
 import pytest
 import torch
 
@@ -29,6 +32,20 @@ def fast_graph():
     def load(name: str, *overrides: str, profile: str | None = None):
         return load_graph(f"graphs/{name}.yaml", profile, FAST + overrides)
     return load
+
+
+@pytest.fixture
+def write_cifar():
+    """A writer of fake CIFAR-10 python batches (``per_batch`` random images each) into a new folder."""
+    def write(root, per_batch=4):
+        root.mkdir()
+        rng = np.random.default_rng(0)
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+            data[0] = [0] * 3071 + [255]
+            with open(root / name, "wb") as file:
+                pickle.dump({b"data": data, b"labels": list(range(per_batch))}, file)
+    return write
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,5 +1,3 @@
-import pickle
-
 import numpy as np
 import pytest
 import torch
@@ -31,16 +29,6 @@ def npz_file(tmp_path):
     np.savez(path, x=np.arange(60, dtype=np.int64).reshape(20, 3), t=np.ones((5, 3)), words=np.array(["a", "b"]),
              scalar=np.array(1.0), empty=np.zeros((0, 3)), bad=np.full((4, 3), np.nan))
     return str(path)
-
-
-def write_cifar(root, per_batch=4):
-    root.mkdir()
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
-        data[0] = [0] * 3071 + [255]
-        with open(root / name, "wb") as file:
-            pickle.dump({b"data": data, b"labels": list(range(per_batch))}, file)
 
 
 @pytest.mark.parametrize("type_name", sorted(TOY_SAMPLERS))
@@ -110,7 +98,7 @@ def test_npz_errors(npz_file, config, message):
     assert message in str(error.value)
 
 
-def test_cifar10(tmp_path):
+def test_cifar10(tmp_path, write_cifar):
     write_cifar(tmp_path / "cifar")
     node = make(Cifar10, root=str(tmp_path / "cifar"), batch_size=6)
     x = batch(node)
@@ -122,7 +110,7 @@ def test_cifar10(tmp_path):
     assert len(node.train_labels) == 20 and len(node.test_labels) == 4
 
 
-def test_cifar10_missing(tmp_path):
+def test_cifar10_missing(tmp_path, write_cifar):
     with pytest.raises(DataError, match="CIFAR-10 folder '.*nowhere' not found: download CIFAR-10 'python version'"):
         make(Cifar10, root=str(tmp_path / "nowhere"))
     write_cifar(tmp_path / "cifar")

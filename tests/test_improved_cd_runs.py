@@ -56,3 +56,17 @@ def test_an_entropy_term_without_a_reference_set_is_a_wiring_error():
     with pytest.raises(GraphError) as error:
         check_graph(load_graph("graphs/improved_cd.yaml", None, ("nodes.bank.history=0",)))
     assert "kl_entropy" in str(error.value) and "give the bank a 'history' size" in str(error.value)
+
+
+def test_paper_profile_steps_on_cifar_shaped_data(tmp_path, write_cifar):
+    """The Table 5 multi-scale network with self-attention and group norm trains a step on 32x32
+    color images, with the CIFAR-10 augmentations."""
+    write_cifar(tmp_path / "cifar")
+    spec = load_graph("graphs/improved_cd.yaml", "paper", (
+        f"data.root={tmp_path / 'cifar'}", "data.batch_size=4", "train.device=cpu", "nodes.negatives.steps=2",
+        "nodes.bank.history=4", "train.progress=false"))
+    program = Program(spec)
+    for step in range(3):
+        losses, samples, _ = program.step(step)
+    assert samples.shape == (4, 3, 32, 32) and all(torch.isfinite(v) for v in losses.values())
+    assert losses["kl_entropy"] != 0.0

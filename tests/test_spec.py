@@ -6,7 +6,7 @@ from ebmgraph.errors import GraphError
 from ebmgraph.spec.dump import dumps
 from ebmgraph.spec.load import load_graph, loads_graph
 
-GRAPHS = ["graphs/short_run.yaml", "graphs/igebm.yaml"]
+GRAPHS = ["graphs/short_run.yaml", "graphs/igebm.yaml", "graphs/improved_cd.yaml"]
 
 
 @pytest.mark.parametrize("path", GRAPHS)
