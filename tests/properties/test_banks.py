@@ -21,10 +21,10 @@ CPU = torch.device("cpu")
 CHI2_999_DF19 = 43.82019596451753
 
 
-def _bank(**config) -> ReplayBank:
+def _bank(bank_type: type[ReplayBank] = ReplayBank, **config) -> ReplayBank:
     config = ReplayBankConfig(**config)
     assert config.problems() == []
-    return ReplayBank("bank", config, {}, CPU)
+    return bank_type("bank", config, {}, CPU)
 
 
 def _ctx(step: int, seed: int = 0) -> StepContext:
@@ -131,10 +131,11 @@ def test_config_batch_size_overrides_the_like_batch():
     assert bank.size == 5
 
 
-def _reservoir_keep_counts(capacity: int, n_items: int, repetitions: int, batch: int) -> torch.Tensor:
+def _reservoir_keep_counts(capacity: int, n_items: int, repetitions: int, batch: int,
+                           bank_type: type[ReplayBank] = ReplayBank) -> torch.Tensor:
     counts = torch.zeros(n_items, dtype=torch.long)
     for repetition in range(repetitions):
-        bank = _bank(capacity=capacity, write="reservoir")
+        bank = _bank(bank_type, capacity=capacity, write="reservoir")
         for step, start in enumerate(range(0, n_items, batch)):
             ctx = _ctx(step, seed=repetition)
             if step == 0 or batch > 1:  # one-at-a-time writes skip most reads (they do not affect writes) for speed
@@ -148,15 +149,36 @@ def _reservoir_keep_counts(capacity: int, n_items: int, repetitions: int, batch:
     return counts
 
 
+def _uniform_keep_statistic(counts: torch.Tensor, capacity: int, repetitions: int) -> float:
+    """Each repetition keeps a uniform capacity-subset of N items: the indicator covariance is
+    p (1 - p) N / (N - 1) times a rank N - 1 projection, so this statistic is chi-square(N - 1)."""
+    n_items = len(counts)
+    expected = repetitions * capacity / n_items
+    return float(((counts.double() - expected) ** 2).sum() / expected * (n_items - 1) / (n_items - capacity))
+
+
+class RecencyBiasedBank(ReplayBank):
+    """A broken reservoir that, once full, always replaces a random slot (power check)."""
+
+    def _reservoir_positions(self, ctx, n):
+        positions = super()._reservoir_positions(ctx, n)
+        full = positions < 0
+        slots = torch.randint(0, self.config.capacity, (n,), generator=ctx.generator("broken"))
+        return torch.where(full, slots, positions)
+
+
+def test_uniformity_check_has_teeth():
+    counts = _reservoir_keep_counts(5, 20, 500, 1, bank_type=RecencyBiasedBank)
+    assert _uniform_keep_statistic(counts, 5, 500) > CHI2_999_DF19
+
+
 @pytest.mark.parametrize("batch", [1, 4])
 def test_reservoir_keeps_each_item_with_probability_capacity_over_n(batch):
     capacity, n_items, repetitions = 5, 20, 500
     counts = _reservoir_keep_counts(capacity, n_items, repetitions, batch).double()
     p = capacity / n_items
     expected = repetitions * p
-    # each repetition keeps a uniform capacity-subset: the indicator covariance is
-    # p (1 - p) N / (N - 1) times a rank N - 1 projection, so this statistic is chi-square(N - 1)
-    statistic = ((counts - expected) ** 2).sum() / expected * (n_items - 1) / (n_items - capacity)
+    statistic = _uniform_keep_statistic(counts, capacity, repetitions)
     assert statistic < CHI2_999_DF19, (statistic, counts.tolist())
     # and every single item is within 5 binomial standard errors
     se = math.sqrt(repetitions * p * (1 - p))
