@@ -7,7 +7,8 @@ Cells are mean ± standard deviation over seeds. Digits rows: FD to the test spl
 test vs train at the same sample size, beside it), modes covered of 10 and class entropy, OOD
 AUROC of -E against uniform noise, noised, permuted and inverted digits. 2-D rows: exact
 KL(data||model), KL(model||data) and TV on the grid, KL(data||sample histogram), AUROC vs a
-uniform box.
+uniform box. A run stopped by divergence is counted in its own column and left out of the
+others.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from ebmgraph.engine.runner import Runner
+from ebmgraph.errors import DivergenceError
 from ebmgraph.spec.load import load_graph
 from ebmgraph.store.run_files import EVAL_FILE
 
@@ -38,9 +40,13 @@ def run_once(graph: str, profile: str, seed: int, budget: float, root: Path) -> 
                                                          "train.progress=false"))
     run_dir = root / f"{graph}-{profile}-{seed}"
     start = time.perf_counter()
-    steps = Runner(spec, run_dir).run()
+    try:
+        steps = Runner(spec, run_dir).run()
+    except DivergenceError as error:
+        print(f"diverged: {graph} / {profile} / seed {seed}: {error}", flush=True)
+        return {"steps": None, "seconds": time.perf_counter() - start, "diverged": 1}
     record = json.loads((run_dir / EVAL_FILE).read_text())
-    return {"steps": steps, "seconds": time.perf_counter() - start, **record["metrics"]}
+    return {"steps": steps, "seconds": time.perf_counter() - start, "diverged": 0, **record["metrics"]}
 
 def cell(values: list[float]) -> str:
     values = [v for v in values if v is not None]
@@ -52,10 +58,11 @@ def cell(values: list[float]) -> str:
 
 def table(rows: list[tuple[str, str, list[dict]]]) -> str:
     columns = DIGITS_COLUMNS + TOY_COLUMNS
-    header = ["graph", "profile", "steps", "seconds"] + [name for name, _ in columns]
+    header = ["graph", "profile", "diverged", "steps", "seconds"] + [name for name, _ in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for graph, profile, results in rows:
-        cells = [graph, profile, cell([r["steps"] for r in results]), cell([r["seconds"] for r in results])]
+        cells = [graph, profile, f"{sum(r['diverged'] for r in results)}/{len(results)}",
+                 cell([r["steps"] for r in results]), cell([r["seconds"] for r in results])]
         cells += [cell([r.get(key) for r in results]) for _, key in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

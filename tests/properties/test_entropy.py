@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ebmgraph.engine.context import StepContext
-from ebmgraph.nodes.kl_losses import NearestNeighbourEntropy, WeightConfig, nearest_neighbour_entropy
+from ebmgraph.nodes.kl_losses import (
+    NearestNeighbourEntropy, WeightConfig, nearest_neighbour_distances, nearest_neighbour_entropy)
 
 CPU = torch.device("cpu")
 
@@ -76,3 +77,12 @@ def test_loss_is_zero_without_a_reference_set():
     node = NearestNeighbourEntropy("entropy", WeightConfig(), {}, CPU)
     loss = node(StepContext(0, 0, CPU), x=_points(0, 4, 3), reference=_points(0, 0, 3))["loss"]
     assert loss.item() == 0.0
+
+
+def test_close_pairs_far_from_the_origin_keep_a_positive_distance():
+    """Regression: cdist's matrix-product shortcut (used above 25 rows) rounded such pairs to 0,
+    so -log NN became infinite."""
+    x = 100.0 + torch.rand((40, 2), generator=torch.Generator().manual_seed(0))
+    reference = x[:30] + 1e-3
+    distances = nearest_neighbour_distances(x[:30], reference)
+    torch.testing.assert_close(distances, torch.full((30,), math.sqrt(2) * 1e-3), rtol=0.05, atol=0)
