@@ -15,6 +15,7 @@ from ebmgraph.eval.protocol import Evaluation
 from ebmgraph.nodes.augment import Augment
 from ebmgraph.spec.load import load_graph
 from ebmgraph.store.run_files import EVAL_FILE, METRICS_FILE
+from ebmgraph.viz.trajectory import run_trajectory
 
 
 def test_default_profile_trains_and_evaluates_with_augmentation_rounds(tmp_path, fast_graph):
@@ -70,3 +71,12 @@ def test_paper_profile_steps_on_cifar_shaped_data(tmp_path, write_cifar):
         losses, samples, _ = program.step(step)
     assert samples.shape == (4, 3, 32, 32) and all(torch.isfinite(v) for v in losses.values())
     assert losses["kl_entropy"] != 0.0
+
+
+def test_trajectories_show_the_augmentation_transitions(fast_graph, monkeypatch):
+    program = Program(fast_graph("improved_cd", "eval.augment_every=2"))
+    calls = []
+    original = Augment.augment
+    monkeypatch.setattr(Augment, "augment", lambda self, x, generator: calls.append(len(x)) or original(self, x, generator))
+    trajectory = run_trajectory(Evaluation(program), steps=6, n=4, snapshots=4)
+    assert calls == [4, 4, 4] and trajectory.states.shape[0] == 5

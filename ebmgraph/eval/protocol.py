@@ -82,19 +82,20 @@ class Evaluation:
         init = self._initial_states(n, ctx.generator(f"{EVAL_SEED_LABEL}:init"))
         return self.chains(init, self.chain_steps(steps))
 
-    def chains(self, init: torch.Tensor, steps: int) -> torch.Tensor:
-        """``steps`` steps of the kernel's settings on the evaluation energy from ``init``; with
-        ``eval.augment``, an augmentation transition before every ``augment_every`` steps
-        (Improved CD, Algorithm 2). Round r draws its randomness at step r."""
+    def chains(self, init: torch.Tensor, end: int, start: int = 0) -> torch.Tensor:
+        """Chain steps ``start`` to ``end`` of the kernel's settings on the evaluation energy, from
+        ``init`` (the states after step ``start``). With ``eval.augment``, an augmentation
+        transition comes before every step that is a multiple of ``augment_every`` (Improved CD,
+        Algorithm 2). A segment starting at step s draws its randomness at step s."""
         kernel = self.program.nodes[self.kernel_name]
-        every = self.eval.augment_every if self.eval.augment else max(steps, 1)
+        every = self.eval.augment_every if self.eval.augment else None
+        cuts = sorted({start, end} | ({s for s in range(start, end) if s % every == 0} if every else set()))
         x = init
-        for round_index, start in enumerate(range(0, steps, every)):
-            ctx = StepContext(self.spec.seed, step=round_index, device=self.program.device)
-            if self.eval.augment:
-                augment = self.program.nodes[self.eval.augment]
-                x = augment.augment(x, ctx.generator(self.eval.augment))
-            segment = type(kernel)(self.kernel_name, chain_config(kernel.config, min(every, steps - start)),
+        for first, last in zip(cuts, cuts[1:]):
+            ctx = StepContext(self.spec.seed, step=first, device=self.program.device)
+            if every and first % every == 0:
+                x = self.program.nodes[self.eval.augment].augment(x, ctx.generator(self.eval.augment))
+            segment = type(kernel)(self.kernel_name, chain_config(kernel.config, last - first),
                                    {"energy": self.energy}, self.program.device)
             x = segment(ctx, init=x)["x"]
         return x

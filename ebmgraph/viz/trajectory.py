@@ -12,8 +12,6 @@ import attrs
 import numpy as np
 import torch
 
-from ebmgraph.engine.context import StepContext
-from ebmgraph.nodes.kernels import chain_config
 from ebmgraph.viz.grids import _figure, _finite_rows, _limits, _save_atomically, image_grid
 
 CHAIN_COLORS = "tab10"
@@ -36,20 +34,15 @@ def segment_bounds(steps: int, snapshots: int) -> list[int]:
 
 
 def run_trajectory(evaluation, steps: int, n: int = 8, snapshots: int = 10) -> Trajectory:
-    """``n`` fresh chains from the evaluation's init noise through its kernel, ``steps`` steps in
-    ``snapshots`` segments; segment i runs with a context of step i so each gets fresh noise."""
+    """``n`` fresh chains from the evaluation's init noise through its kernel (with its
+    augmentation transitions, if any), ``steps`` steps in ``snapshots`` segments."""
     init = _init_noise(evaluation, n)
-    kernel = evaluation.program.nodes[evaluation.kernel_name]
-    device = evaluation.program.device
     energy = evaluation.energy
     bounds = segment_bounds(steps, snapshots)
     x = init
     states, energies = [x.detach().cpu()], [_energy(energy, x)]
-    for index, (start, end) in enumerate(zip(bounds, bounds[1:])):
-        segment = type(kernel)(evaluation.kernel_name, chain_config(kernel.config, end - start),
-                               {"energy": energy}, device)
-        ctx = StepContext(evaluation.spec.seed, step=index, device=device, diagnostics_wanted=False)
-        x = segment(ctx, init=x)["x"]
+    for start, end in zip(bounds, bounds[1:]):
+        x = evaluation.chains(x, end, start)
         states.append(x.detach().cpu())
         energies.append(_energy(energy, x))
     return Trajectory(bounds, torch.stack(states), np.stack(energies))
@@ -75,7 +68,8 @@ def save_trajectory_png(evaluation, path: str | os.PathLike, steps: int, n: int 
     trajectory = run_trajectory(evaluation, steps, n, snapshots)
     states = trajectory.states
     kernel_type = evaluation.program.spec.all_nodes()[evaluation.kernel_name].type
-    title = (f"{evaluation.spec.name}: {states.shape[1]} chains, {steps} {kernel_type} steps "
+    augment = (f", augmented every {evaluation.eval.augment_every} steps" if evaluation.eval.augment else "")
+    title = (f"{evaluation.spec.name}: {states.shape[1]} chains, {steps} {kernel_type} steps{augment} "
              f"from {evaluation.eval.init} noise (energy '{evaluation.energy_name}')")
     if states.dim() == 5:
         fig = _strip_figure(trajectory)
