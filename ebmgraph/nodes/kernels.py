@@ -12,7 +12,7 @@ import torch
 from torch.nn.utils import parametrize
 
 from ebmgraph.nodes.langevin_parameters import LangevinParameters
-from ebmgraph.nodes.ports import SAMPLE, Port, ShapeError, Value, model_ref
+from ebmgraph.nodes.ports import SAMPLE, Port, Value, model_ref
 from ebmgraph.nodes.registry import NODES, Node
 
 Differentiable = Literal["none", "last", "all"]
@@ -81,6 +81,7 @@ class _Kernel(Node):
         the same states with a graph to the energy's parameters through the ``differentiable``
         steps: none, the last, or all of them; Improved CD eq. 7 and appendix D.2)."""
         c = self.config
+        drift, noise = c.drift, c.resolved()[1]
         generator = ctx.generator(self.name)
         graph_steps = {"none": 0, "last": min(1, c.steps), "all": c.steps}[differentiable]
         x = init.detach()
@@ -89,26 +90,27 @@ class _Kernel(Node):
             for _ in range(c.steps - graph_steps):
                 current, grad = self._gradient(energy, x)
                 first = current if first is None else first
-                x = self._move(x, grad, generator)
+                x = self._move(x, grad, generator, drift, noise)
         tracked = x
         for step in range(graph_steps):
             state = tracked.requires_grad_(True) if step == 0 else tracked
             current = energy(state)
             (grad,) = torch.autograd.grad(current.sum(), state, create_graph=True)
             first = current.detach() if first is None else first
-            tracked = self._move(state, clip_gradient(grad, c.clip_grad_value, c.clip_grad_norm), generator)
+            tracked = self._move(state, clip_gradient(grad, c.clip_grad_value, c.clip_grad_norm), generator, drift, noise)
         x = tracked.detach()
         if grad is not None and ctx.diagnostics_wanted:
             with torch.no_grad(), frozen_parameters(*self.models.values()):
                 self._record(ctx, first, energy(x), grad.detach())
         return x, tracked if graph_steps else x
 
-    def _move(self, x: torch.Tensor, grad: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One step from ``x`` given its (clipped) energy gradient, then the clamp."""
-        c = self.config
+    def _move(self, x: torch.Tensor, grad: torch.Tensor, generator: torch.Generator, drift: float, noise: float
+              ) -> torch.Tensor:
+        """One step ``x - drift * grad + noise * xi`` given the (clipped) energy gradient, then the clamp."""
         xi = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x = x - c.drift * grad + c.resolved()[1] * xi
-        return x.clamp(*c.clamp) if c.clamp is not None else x
+        x = x - drift * grad + noise * xi
+        clamp = self.config.clamp
+        return x.clamp(*clamp) if clamp is not None else x
 
     def _record(self, ctx, first_energy: torch.Tensor, last_energy: torch.Tensor, grad: torch.Tensor) -> None:
         """Mean energy at the chains' start and end, and the mean per-sample norm of the last gradient."""
@@ -124,10 +126,7 @@ class _EnergyKernel(_Kernel):
               Port("init", SAMPLE, "initial states of the chains"))
 
     def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
-        out_shape = self.check_model_input("energy", "init", inputs["init"])
-        batch = inputs["init"].shape[0]
-        if out_shape != (batch,):
-            raise ShapeError("init", f"energy must give one scalar per sample, shape ({batch},), but gives {out_shape}")
+        self.check_energy_input("init", inputs["init"])
         return {"x": Value(SAMPLE, inputs["init"].shape)}
 
 

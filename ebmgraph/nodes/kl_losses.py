@@ -58,10 +58,7 @@ class SamplerEnergy(Node):
     outputs = (Port("loss", LOSS, "the scalar loss"),)
 
     def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
-        shape = self.check_model_input("energy", "x", inputs["x"])
-        if shape != inputs["x"].shape[:1]:
-            raise ShapeError("x", f"energy must give one scalar per sample, shape {inputs['x'].shape[:1]}, "
-                                  f"but gives {shape}")
+        self.check_energy_input("x", inputs["x"])
         return {"loss": Value(LOSS, ())}
 
     def __call__(self, ctx, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import torch
 
-from ebmgraph.nodes.ports import ENERGY, LOSS, SAMPLE, Port, ShapeError, Value, model_ref
+from ebmgraph.nodes.ports import ENERGY, LOSS, SAMPLE, Port, Value, model_ref
 from ebmgraph.nodes.registry import NODES, Node
 
 
@@ -20,11 +20,7 @@ class EvaluateEnergy(Node):
     outputs = (Port("energy", ENERGY, "E(x), shape (batch,)"),)
 
     def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
-        shape = self.check_model_input("energy", "x", inputs["x"])
-        if shape != inputs["x"].shape[:1]:
-            raise ShapeError("x", f"energy must give one scalar per sample, shape {inputs['x'].shape[:1]}, "
-                                  f"but gives {shape}")
-        return {"energy": Value(ENERGY, shape)}
+        return {"energy": Value(ENERGY, self.check_energy_input("x", inputs["x"]))}
 
     def __call__(self, ctx, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"energy": self.models["energy"](x)}

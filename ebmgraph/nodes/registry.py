@@ -92,6 +92,14 @@ class Node(abc.ABC):
                                          f"{first_line}") from None
         return tuple((out[0] if isinstance(out, tuple) else out).shape)
 
+    def check_energy_input(self, input_port: str, value: Value, model_port: str = "energy") -> tuple[int, ...]:
+        """Like ``check_model_input``, for an energy: it must give one scalar per sample."""
+        shape = self.check_model_input(model_port, input_port, value)
+        if shape != tuple(value.shape[:1]):
+            raise ShapeError(input_port, f"energy must give one scalar per sample, shape {tuple(value.shape[:1])}, "
+                                         f"but gives {shape}")
+        return shape
+
     def write(self, ctx, **delayed) -> None:
         """Store delay inputs at the end of the step (banks only)."""
 

@@ -66,8 +66,9 @@ def _algorithm_1(energy, x_plus, x0, reference, noise, all_steps):
     return torch.autograd.grad(l_cd + l_kl + regularizer, list(energy.parameters()))
 
 
-@pytest.mark.parametrize("differentiable", ["last", "all"])
-def test_gradient_matches_algorithm_1(differentiable):
+def _compiled_and_transcribed(differentiable: str, all_steps: bool):
+    """(the compiled step's gradient, Algorithm 1's) at step STEP of the graph with the kernel's
+    ``differentiable`` setting; the transcription differentiates through all steps if ``all_steps``."""
     spec = load_graph("graphs/improved_cd.yaml", None, (*TINY, f"nodes.negatives.differentiable={differentiable}"))
     program = Program(spec)
     for step in range(STEP):
@@ -75,12 +76,16 @@ def test_gradient_matches_algorithm_1(differentiable):
     before = copy.deepcopy(program.models["energy"])
     outputs, gradients = _capture(program, ["data", "bank", "augmented"])
     program.step(STEP)
-
-    ctx = StepContext(spec.seed, STEP, torch.device("cpu"))
     assert len(outputs["bank"]["history"]) == 5
+    ctx = StepContext(spec.seed, STEP, torch.device("cpu"))
     expected = _algorithm_1(before, outputs["data"]["x"], outputs["augmented"]["x"], outputs["bank"]["history"],
-                            ctx.generator("negatives"), all_steps=differentiable == "all")
-    got = gradients["energy_optimizer"]
+                            ctx.generator("negatives"), all_steps=all_steps)
+    return gradients["energy_optimizer"], expected
+
+
+@pytest.mark.parametrize("differentiable", ["last", "all"])
+def test_gradient_matches_algorithm_1(differentiable):
+    got, expected = _compiled_and_transcribed(differentiable, all_steps=differentiable == "all")
     assert len(got) == len(expected)
     for index, (g, e) in enumerate(zip(got, expected)):
         torch.testing.assert_close(g, e, rtol=1e-6, atol=1e-6, msg=f"parameter {index}")
@@ -89,16 +94,7 @@ def test_gradient_matches_algorithm_1(differentiable):
 def test_the_kl_term_changes_the_gradient():
     """Power check: without the graph through the last step the gradient differs from Algorithm 1
     (L_KL's gradient is not negligible, Figure 9), so the test above can tell them apart."""
-    spec = load_graph("graphs/improved_cd.yaml", None, (*TINY, "nodes.negatives.differentiable=none"))
-    program = Program(spec)
-    for step in range(STEP):
-        program.step(step)
-    before = copy.deepcopy(program.models["energy"])
-    outputs, gradients = _capture(program, ["data", "bank", "augmented"])
-    program.step(STEP)
-    ctx = StepContext(spec.seed, STEP, torch.device("cpu"))
-    expected = _algorithm_1(before, outputs["data"]["x"], outputs["augmented"]["x"], outputs["bank"]["history"],
-                            ctx.generator("negatives"), all_steps=False)
-    difference = sum((g - e).abs().sum() for g, e in zip(gradients["energy_optimizer"], expected))
+    got, expected = _compiled_and_transcribed("none", all_steps=False)
+    difference = sum((g - e).abs().sum() for g, e in zip(got, expected))
     scale = sum(e.abs().sum() for e in expected)
     assert difference > 1e-3 * scale
