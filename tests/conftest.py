@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+import monte_carlo
 from ebmgraph.spec.load import load_graph
 
 FAST = (
@@ -14,7 +15,12 @@ FAST = (
 
 
 def pytest_addoption(parser):
-    parser.addoption("--runslow", action="store_true", help="run tests marked slow")
+    parser.addoption("--runslow", action="store_true",
+                     help=f"run tests marked slow, and {monte_carlo.SLOW_FACTOR}x the hypothesis examples")
+
+
+def pytest_configure(config):
+    monte_carlo.scale = monte_carlo.SLOW_FACTOR if config.getoption("--runslow") else 1
 
 
 def pytest_collection_modifyitems(config, items):

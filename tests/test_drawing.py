@@ -242,7 +242,7 @@ def test_families_are_grouped(checked_graphs, name, profile):
     checked = checked_graphs(name, profile)
     parsed = parse_mermaid(mermaid(describe_graph(checked)))
     expected = {"data": "data", "noise": "noise", "kernel": "kernels", "bank": "banks", "model": "evaluations",
-                "augment": "augmentations", "loss": "losses"}
+                "augment": "augmentations", "loss": "losses", "amortizer": "amortizers", "batch": "batches"}
     for node in checked.order:
         assert parsed.groups[("node", node)] == expected[checked.node_type(node).family]
     assert all(parsed.groups[("model", m)] == "models" for m in checked.spec.models)

@@ -261,9 +261,16 @@ class _Checker:
         if spec.source == "bank" and (spec.bank not in banks if spec.bank is not None else not banks):
             self.error(("eval", "bank"), f"'{spec.bank}' is not a bank node{did_you_mean(spec.bank, banks)}; "
                                          f"banks: {one_of(banks) if banks else 'none'}")
-        if spec.init == "generator" and model_role(self.spec, spec.generator) != "generator":
-            self.error(("eval", "generator"), f"eval.init 'generator' needs eval.generator, a generator model; found "
-                                              f"{spec.generator!r}{did_you_mean(spec.generator or '', self.spec.models)}")
+        for key, role in (("generator", "generator"), ("amortizer", "amortizer")):
+            name = getattr(spec, key)
+            if spec.init == key and model_role(self.spec, name) != role:
+                self.error(("eval", key), f"eval.init '{key}' needs eval.{key}, a{'n' * (role[0] in 'aeiou')} {role} "
+                                          f"model; found {name!r}{did_you_mean(name or '', self.spec.models)}")
+        if spec.decode is not None and model_role(self.spec, spec.decode) != "generator":
+            self.error(("eval", "decode"), f"'{spec.decode}' is not a generator model"
+                                           f"{did_you_mean(spec.decode, self.spec.models)}")
+        if spec.decode is not None and spec.source == "bank":
+            self.error(("eval", "decode"), "decodes chain latents; with source 'bank' there are no chains")
         augments = self._family_members(order, "augment")
         if spec.augment is not None and spec.augment not in augments:
             self.error(("eval", "augment"), f"'{spec.augment}' is not an augment node{did_you_mean(spec.augment, augments)}"

@@ -26,9 +26,9 @@ def evaluation_model(spec, name: str) -> str:
     return name
 
 
-def default_metrics(data) -> list[str]:
+def default_metrics(data, latent: bool = False) -> list[str]:
     """Every metric that applies to the data node: digits get fd and modes, 2-D toys the exact
-    density metrics; every data set gets OOD detection."""
+    density metrics; every data set gets OOD detection, unless the energy is on latents."""
     from ebmgraph.eval.density2d import TOY_LOG_DENSITIES
 
     metrics = []
@@ -36,7 +36,7 @@ def default_metrics(data) -> list[str]:
         metrics += ["fd", "modes"]
     if data.type_name in TOY_LOG_DENSITIES:
         metrics.append("density")
-    return metrics + ["ood"]
+    return metrics + ([] if latent else ["ood"])
 
 
 class Evaluation:
@@ -79,8 +79,14 @@ class Evaluation:
             index = torch.randperm(bank.size, generator=ctx.generator(f"{EVAL_SEED_LABEL}:bank"),
                                    device=bank.device)[:n]
             return bank.storage[index].float()
-        init = self._initial_states(n, ctx.generator(f"{EVAL_SEED_LABEL}:init"))
-        return self.chains(init, self.chain_steps(steps))
+        return self.decoded(self.chains(self.initial_states(n), self.chain_steps(steps)))
+
+    def decoded(self, states: torch.Tensor) -> torch.Tensor:
+        """The samples that chain ``states`` stand for: g(z) of the ``decode`` generator, else themselves."""
+        if self.eval.decode is None:
+            return states
+        with torch.no_grad():
+            return self.program.models[self.eval.decode](states)
 
     def chains(self, init: torch.Tensor, end: int, start: int = 0) -> torch.Tensor:
         """Chain steps ``start`` to ``end`` of the kernel's settings on the evaluation energy, from
@@ -97,17 +103,24 @@ class Evaluation:
                 x = self.program.nodes[self.eval.augment].augment(x, ctx.generator(self.eval.augment))
             segment = type(kernel)(self.kernel_name, chain_config(kernel.config, last - first),
                                    {"energy": self.energy}, self.program.device)
-            x = segment(ctx, init=x)["x"]
+            x = segment(ctx, init=x)[type(kernel).outputs[0].name]
         return x
 
-    def _initial_states(self, n: int, generator: torch.Generator) -> torch.Tensor:
+    def initial_states(self, n: int) -> torch.Tensor:
+        """The states fresh evaluation chains start from (latents when the chains ``decode``)."""
         e, device = self.eval, self.program.device
+        generator = self.context().generator(f"{EVAL_SEED_LABEL}:init")
         if e.init == "generator":
             model = self.program.models[e.generator]
             with torch.no_grad():
                 return model(torch.randn((n, *model.latent_shape), generator=generator, device=device))
+        if e.init == "amortizer":
+            model = self.program.models[e.amortizer]
+            with torch.no_grad():
+                return model.sample(model.unconditional_context(n, device), generator)
         noise = UniformConfig(e.low, e.high) if e.init == "uniform" else GaussianConfig(e.std)
-        return noise.draw((n, *self.data.sample_shape), generator, device)
+        shape = self.program.models[e.decode].latent_shape if e.decode else self.data.sample_shape
+        return noise.draw((n, *shape), generator, device)
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """In-distribution score for OOD detection: -E(x) of the evaluation energy."""
@@ -115,7 +128,8 @@ class Evaluation:
             return -self.energy(x.to(self.program.device)).float().cpu()
 
     def metrics(self, samples: torch.Tensor) -> dict:
-        wanted = self.eval.metrics if self.eval.metrics is not None else default_metrics(self.data)
+        wanted = (self.eval.metrics if self.eval.metrics is not None
+                  else default_metrics(self.data, latent=self.eval.decode is not None))
         samples = samples.detach().float().cpu()
         out: dict = {}
         for metric in wanted:

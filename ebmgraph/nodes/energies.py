@@ -65,12 +65,14 @@ class MLPEnergyConfig:
     layers: int = 3
     activation: Activation = "swish"
     spectral_norm: bool = False
+    latent_dim: int | None = None
 
 
 @MODELS.register
 class MLPEnergy(ModelType):
     """Fully connected energy for vector data: ``layers`` hidden layers of width ``hidden``, then a
-    linear map to a scalar. Samples of other shapes are flattened."""
+    linear map to a scalar. Samples of other shapes are flattened. With ``latent_dim`` it is an
+    energy on latent vectors of that size instead of on the data (a latent EBM prior, DAMC Table 1)."""
 
     type_name = "mlp_energy"
     role = "energy"
@@ -78,6 +80,7 @@ class MLPEnergy(ModelType):
 
     @classmethod
     def build(cls, config: MLPEnergyConfig, input_shape: tuple[int, ...]) -> nn.Module:
+        input_shape = (config.latent_dim,) if config.latent_dim is not None else input_shape
         widths = [math.prod(input_shape)] + [config.hidden] * config.layers
         layers: list[nn.Module] = [nn.Flatten()]
         for width_in, width_out in zip(widths, widths[1:]):

@@ -1,13 +1,18 @@
-"""Langevin inference on a generator's posterior (Dual-MCMC eq. 21): z-chains targeting
-p(z|x) ∝ p(x|z) p(z), for any (generator, prior) pair."""
+"""Langevin on latents: z-chains on a generator's posterior p(z|x) ∝ p(x|z) p(z) (Dual-MCMC eq. 21,
+DAMC eq. 7 second line) and on a latent energy prior p(z) ∝ exp(-E(z)) N(z; 0, I) (DAMC eq. 7
+first line)."""
 
 from __future__ import annotations
 
 import torch
 
+from ebmgraph.nodes.generators import standard_normal_log_density
 from ebmgraph.nodes.kernels import _Kernel
 from ebmgraph.nodes.ports import SAMPLE, Port, ShapeError, Value, model_ref
 from ebmgraph.nodes.registry import NODES
+
+LATENT_OUTPUT = (Port("z", SAMPLE, "latents after the last step (a constant for parameter learning)",
+                      stop_gradient=True),)
 
 
 @NODES.register
@@ -25,8 +30,7 @@ class PosteriorLangevin(_Kernel):
               Port("x", SAMPLE, "the observed samples"),
               Port("init", SAMPLE, "initial latents"),
               Port("mask", SAMPLE, "optional 0/1 mask of observed pixels, shaped like x", optional=True))
-    outputs = (Port("z", SAMPLE, "latents after the last step (a constant for parameter learning)",
-                    stop_gradient=True),)
+    outputs = LATENT_OUTPUT
 
     def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
         generated = self.check_model_input("generator", "init", inputs["init"])
@@ -50,4 +54,28 @@ class PosteriorLangevin(_Kernel):
     def __call__(self, ctx, x: torch.Tensor, init: torch.Tensor, mask: torch.Tensor | None = None
                  ) -> dict[str, torch.Tensor]:
         z, _ = self.langevin(ctx, init, self.energy(x.detach(), mask))
+        return {"z": z}
+
+
+@NODES.register
+class PriorLangevin(_Kernel):
+    """Unadjusted Langevin on the latent z with energy U(z) = E(z) + ||z||^2 / 2: the energy-based
+    prior exp(-E(z)) N(z; 0, I) of a latent EBM (DAMC eq. 7, first line). Same (a, b, T)
+    parameterization as ``langevin``."""
+
+    type_name = "prior_langevin"
+    inputs = (Port("energy", model_ref("energy"), "the latent energy E(z)"),
+              Port("init", SAMPLE, "initial latents"))
+    outputs = LATENT_OUTPUT
+
+    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
+        self.check_energy_input("init", inputs["init"])
+        return {"z": Value(SAMPLE, inputs["init"].shape)}
+
+    def prior_energy(self, z: torch.Tensor) -> torch.Tensor:
+        """U(z) = E(z) - log N(z; 0, I) per sample, up to a constant."""
+        return self.models["energy"](z) - standard_normal_log_density(z)
+
+    def __call__(self, ctx, init: torch.Tensor) -> dict[str, torch.Tensor]:
+        z, _ = self.langevin(ctx, init, self.prior_energy)
         return {"z": z}

@@ -50,7 +50,8 @@ class EvalSpec:
     """``eval:`` how evaluation samples are drawn and which metrics are computed.
 
     ``source: chains`` runs ``n`` fresh chains from ``init`` (uniform noise on [low, high],
-    gaussian noise with ``std``, or g(z), z ~ N(0, I), of generator model ``generator``) through
+    gaussian noise with ``std``, g(z), z ~ N(0, I), of generator model ``generator``, or the
+    unconditional draws of amortizer model ``amortizer``) through
     the settings of kernel node ``kernel`` for ``steps`` steps
     (defaults: the first kernel and its steps); ``source: bank`` takes ``n`` items of bank node
     ``bank``. The energy scored is ``energy`` (default: the kernel's), its EMA copy when the graph
@@ -58,7 +59,8 @@ class EvalSpec:
     ood; 2-D toys: density, ood); ``fid`` (Inception FID against the test split) needs
     torch-fidelity and local weights at ``inception_weights``. ``every`` > 0 also evaluates during
     training. ``augment`` names an augment node applied before every ``augment_every`` chain
-    steps (Improved CD, Algorithm 2)."""
+    steps (Improved CD, Algorithm 2). ``decode`` names a generator model that maps the chains'
+    final latents to samples (latent EBMs: the kernel runs on z, the metrics see g(z))."""
 
     source: Literal["chains", "bank"] = "chains"
     kernel: str | None = None
@@ -66,8 +68,10 @@ class EvalSpec:
     energy: str | None = None
     steps: int | None = None
     n: int = 500
-    init: Literal["uniform", "gaussian", "generator"] = "uniform"
+    init: Literal["uniform", "gaussian", "generator", "amortizer"] = "uniform"
     generator: str | None = None
+    amortizer: str | None = None
+    decode: str | None = None
     low: float = -1.0
     high: float = 1.0
     std: float = 1.0

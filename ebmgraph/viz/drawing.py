@@ -36,13 +36,16 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "evaluations": ("model evaluations", "#fff2cc", "#bf9000"),
     "augmentations": ("augmentations", "#ead1dc", "#a64d79"),
     "kernels": ("kernels", "#d9ead3", "#6aa84f"),
+    "amortizers": ("amortized samplers", "#b6d7a8", "#38761d"),
+    "batches": ("batch operations", "#f3f3f3", "#434343"),
     "banks": ("banks", "#d9d2e9", "#674ea7"),
     "losses": ("losses", "#f4cccc", "#cc0000"),
     "optimizers": ("optimizers", "#d0e0e3", "#45818e"),
 }
 OTHER_GROUP = ("other", "#ffffff", "#000000")
 NODE_GROUPS = {"data": "data", "noise": "noise", "model": "evaluations", "kernel": "kernels", "bank": "banks",
-               "augment": "augmentations", "loss": "losses"}
+               "augment": "augmentations", "loss": "losses", "amortizer": "amortizers",
+               "batch": "batches"}
 
 # link kind -> (legend title, color)
 LINK_KINDS: dict[str, tuple[str, str]] = {

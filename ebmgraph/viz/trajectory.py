@@ -4,7 +4,6 @@ EBM papers."""
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 
@@ -34,26 +33,18 @@ def segment_bounds(steps: int, snapshots: int) -> list[int]:
 
 
 def run_trajectory(evaluation, steps: int, n: int = 8, snapshots: int = 10) -> Trajectory:
-    """``n`` fresh chains from the evaluation's init noise through its kernel (with its
-    augmentation transitions, if any), ``steps`` steps in ``snapshots`` segments."""
-    init = _init_noise(evaluation, n)
+    """``n`` fresh chains from the evaluation's initial states (also for a graph that evaluates a
+    bank) through its kernel (with its augmentation transitions, if any), ``steps`` steps in
+    ``snapshots`` segments. Latent chains are pictured decoded; energies are of the chain states."""
     energy = evaluation.energy
     bounds = segment_bounds(steps, snapshots)
-    x = init
-    states, energies = [x.detach().cpu()], [_energy(energy, x)]
+    x = evaluation.initial_states(n)
+    states, energies = [evaluation.decoded(x).detach().cpu()], [_energy(energy, x)]
     for start, end in zip(bounds, bounds[1:]):
         x = evaluation.chains(x, end, start)
-        states.append(x.detach().cpu())
+        states.append(evaluation.decoded(x).detach().cpu())
         energies.append(_energy(energy, x))
     return Trajectory(bounds, torch.stack(states), np.stack(energies))
-
-
-def _init_noise(evaluation, n: int) -> torch.Tensor:
-    """The evaluation's own initial noise: its fresh-chain draw with zero kernel steps (also for a
-    graph that evaluates a bank: trajectories always start from noise)."""
-    fresh = copy.copy(evaluation)
-    fresh.eval = attrs.evolve(evaluation.eval, source="chains")
-    return fresh.draw(n, steps=0)
 
 
 def _energy(energy: torch.nn.Module, x: torch.Tensor) -> np.ndarray:

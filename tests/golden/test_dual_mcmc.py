@@ -1,11 +1,11 @@
 """Golden test: the compiled dual_mcmc step's gradients equal a hand transcription of Cui & Han
 (2023), eq. 17-21 and Algorithm 1, on tiny models with fixed seeds."""
 
-import copy
 import math
 
 import torch
 
+from captured_gradients import first_step
 from ebmgraph.engine.context import StepContext
 from ebmgraph.engine.program import Program
 from ebmgraph.spec.load import load_graph
@@ -16,15 +16,6 @@ TINY = ("data.batch_size=6", "models.energy.channels=4", "models.energy.spectral
         "nodes.revised_x.steps=3", "nodes.revised_z.steps=3", "train.progress=false")
 S_X, NOISE_X = 0.5, 0.001      # eq. 20 as in the reference code: x -= s^2/2 grad E + 0.001 U
 S_Z, SIGMA = 0.1, 0.3          # eq. 21: z += s^2/2 grad log p(z|x) + s U; generator sigma
-
-
-def _captured_gradients(program):
-    captured = {}
-    for name, optimizer in program.updater.optimizers.items():
-        def capture(name=name, params=program.updater.parameters[name]):
-            captured[name] = [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in params]
-        optimizer.step = capture
-    return captured
 
 
 def _grad(loss, module):
@@ -73,14 +64,7 @@ def _hand_transcription(models, data_x, ctx):
 
 
 def test_gradients_match_equations_17_to_19():
-    spec = load_graph("graphs/dual_mcmc.yaml", None, TINY)
-    program = Program(spec)
-    before = copy.deepcopy(program.models)
-    captured = _captured_gradients(program)
-    program.step(0)
-
-    ctx = StepContext(spec.seed, 0, torch.device("cpu"))
-    data_x = program.nodes["data"](ctx)["x"]
+    captured, before, data_x, ctx = first_step("graphs/dual_mcmc.yaml", TINY)
     expected, _ = _hand_transcription(before, data_x, ctx)
     for name, grads in expected.items():
         assert len(grads) == len(captured[name])

@@ -3,6 +3,7 @@ the horizontal flip is an involution, and the node's generator fixes the output.
 
 import pytest
 import torch
+from monte_carlo import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,7 +38,7 @@ configs = st.builds(
 )
 
 
-@settings(derandomize=True, deadline=None, max_examples=30)
+@settings(derandomize=True, deadline=None, max_examples=examples(30))
 @given(config=configs, channels=st.sampled_from([1, 3]), size=st.sampled_from([8, 12, 16]),
        batch=st.integers(1, 6), dtype=st.sampled_from([torch.float32, torch.float64]), seed=st.integers(0, 2**31))
 def test_shape_dtype_and_range_are_kept(config, channels, size, batch, dtype, seed):
@@ -53,7 +54,7 @@ def test_range_check_has_teeth():
     assert not keeps_shape_dtype_and_range(lambda images: images * 1.5, x, -1.0, 1.0)
 
 
-@settings(derandomize=True, deadline=None, max_examples=20)
+@settings(derandomize=True, deadline=None, max_examples=examples(20))
 @given(batch=st.integers(1, 16), seed=st.integers(0, 2**31))
 def test_flip_is_an_involution_and_only_mirrors(batch, seed):
     x = torch.rand((batch, 1, 8, 8), generator=torch.Generator().manual_seed(seed)) * 2 - 1

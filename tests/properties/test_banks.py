@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from monte_carlo import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -222,7 +223,7 @@ def test_config_problems(field, value):
     assert [key for key, _ in ReplayBankConfig(**{field: value}).problems()] == [field]
 
 
-@settings(derandomize=True, deadline=None, max_examples=40)
+@settings(derandomize=True, deadline=None, max_examples=examples(40))
 @given(write=st.sampled_from(["back", "fifo", "reservoir"]),
        capacity=st.integers(1, 12),
        batch=st.integers(1, 10),

@@ -5,6 +5,7 @@ the loss -mean log NN moves with it."""
 import math
 
 import torch
+from monte_carlo import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,7 @@ def _points(seed: int, n: int, d: int, dtype=torch.float64) -> torch.Tensor:
     return torch.randn((n, d), generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
-@settings(derandomize=True, deadline=None, max_examples=40)
+@settings(derandomize=True, deadline=None, max_examples=examples(40))
 @given(d=st.integers(1, 16), n=st.integers(2, 40), m=st.integers(1, 40), scale=st.floats(0.01, 100.0),
        seed=st.integers(0, 2**31))
 def test_scaling_by_c_shifts_the_estimate_by_d_log_c(d, n, m, scale, seed):
@@ -29,7 +30,7 @@ def test_scaling_by_c_shifts_the_estimate_by_d_log_c(d, n, m, scale, seed):
     assert math.isclose(shifted.item(), expected.item(), rel_tol=1e-9, abs_tol=1e-9)
 
 
-@settings(derandomize=True, deadline=None, max_examples=40)
+@settings(derandomize=True, deadline=None, max_examples=examples(40))
 @given(d=st.integers(1, 16), n=st.integers(2, 40), offset=st.floats(-50.0, 50.0), seed=st.integers(0, 2**31))
 def test_translation_leaves_the_estimate_unchanged(d, n, offset, seed):
     x, reference = _points(seed, n, d), _points(seed + 1, 30, d)
@@ -60,7 +61,7 @@ def test_gaussian_check_has_teeth():
     assert not _gaussian_check(without_d)
 
 
-@settings(derandomize=True, deadline=None, max_examples=20)
+@settings(derandomize=True, deadline=None, max_examples=examples(20))
 @given(scale=st.floats(0.1, 10.0), seed=st.integers(0, 2**31))
 def test_loss_is_minus_mean_log_distance_and_shifts_by_minus_log_c(scale, seed):
     node = NearestNeighbourEntropy("entropy", WeightConfig(), {}, CPU)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from monte_carlo import ALPHA, ks_critical, ks_statistic, examples
 from ebmgraph.engine.context import StepContext
 from ebmgraph.nodes.energies import MLPEnergy, MLPEnergyConfig
 from ebmgraph.nodes.kernels import Langevin, LangevinConfig, Mala, MalaConfig, clip_gradient, energy_and_gradient
@@ -492,25 +493,10 @@ class UncorrectedMala(Mala):
         return (energy_x - energy_y) / self.config.effective_temperature
 
 
-def _ks_statistic(sample: torch.Tensor, cdf) -> float:
-    """Kolmogorov-Smirnov distance between a 1-D sample and a continuous cdf."""
-    x, _ = sample.double().sort()
-    n = len(x)
-    f = cdf(x)
-    upper = torch.arange(1, n + 1, dtype=torch.float64) / n - f
-    lower = f - torch.arange(0, n, dtype=torch.float64) / n
-    return float(torch.maximum(upper, lower).max())
-
-
-def _ks_critical(n: int, alpha: float) -> float:
-    """Asymptotic KS critical value sqrt(-log(alpha / 2) / (2 n))."""
-    return math.sqrt(-math.log(alpha / 2) / (2 * n))
-
-
 # Each hypothesis example runs 2 KS tests (one per coordinate or projection); at most EXAMPLES
 # examples run, so a Bonferroni level of ALPHA / (2 * EXAMPLES) keeps the family-wise false-alarm
 # rate of a correct kernel below ALPHA (and the seeds are fixed, so the outcome is reproducible).
-ALPHA, EXAMPLES, CHAINS = 1e-3, 12, 4000
+EXAMPLES, CHAINS = examples(12), 4000
 
 
 def _gaussian_target(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -533,8 +519,8 @@ def _stays_gaussian(kernel_type, seed: int, a: float, steps: int) -> bool:
     x = kernel(_ctx(seed=seed), init=init)["x"]
     white = torch.linalg.solve_triangular(cholesky, (x - mean).T, upper=False).T
     normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0)
-    level = _ks_critical(CHAINS, ALPHA / (2 * EXAMPLES))
-    return all(_ks_statistic(white[:, i], normal.cdf) < level for i in range(2))
+    level = ks_critical(CHAINS, ALPHA / (2 * EXAMPLES))
+    return all(ks_statistic(white[:, i], normal.cdf) < level for i in range(2))
 
 
 @settings(derandomize=True, deadline=None, max_examples=EXAMPLES)
@@ -556,9 +542,9 @@ def _stays_mixture(kernel_type, seed: int) -> bool:
     kernel = kernel_type("m", MalaConfig(steps=20, step_size=0.1, noise=math.sqrt(0.2)), {"energy": Mixture2D()}, CPU)
     x = kernel(_ctx(seed=seed), init=init)["x"]
     normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 0.5)
-    level = _ks_critical(CHAINS, ALPHA / 2)
-    first = _ks_statistic(x[:, 0], lambda v: 0.5 * (normal.cdf(v - 1.5) + normal.cdf(v + 1.5)))
-    return first < level and _ks_statistic(x[:, 1], normal.cdf) < level
+    level = ks_critical(CHAINS, ALPHA / 2)
+    first = ks_statistic(x[:, 0], lambda v: 0.5 * (normal.cdf(v - 1.5) + normal.cdf(v + 1.5)))
+    return first < level and ks_statistic(x[:, 1], normal.cdf) < level
 
 
 def test_mala_preserves_a_mixture_and_the_broken_kernel_does_not():
@@ -575,7 +561,7 @@ class Shifted(nn.Module):
         return self.energy(x) + self.shift
 
 
-@settings(derandomize=True, deadline=None, max_examples=25)
+@settings(derandomize=True, deadline=None, max_examples=examples(25))
 @given(shift=st.floats(-1e3, 1e3), seed=st.integers(0, 10_000), kernel=st.sampled_from(["langevin", "mala"]))
 def test_adding_a_constant_to_the_energy_leaves_the_trajectory_unchanged(shift, seed, kernel):
     init = torch.randn((32, 3), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
@@ -601,7 +587,7 @@ def test_shift_check_has_teeth():
     assert not torch.allclose(shifted, plain, rtol=0, atol=1e-9)
 
 
-@settings(derandomize=True, deadline=None, max_examples=25)
+@settings(derandomize=True, deadline=None, max_examples=examples(25))
 @given(batch=st.integers(1, 5), sample_shape=st.lists(st.integers(1, 4), min_size=1, max_size=3),
        dtype=st.sampled_from([torch.float32, torch.float64]), kernel=st.sampled_from(["langevin", "mala"]),
        steps=st.integers(0, 3))
@@ -612,7 +598,7 @@ def test_kernels_keep_shape_dtype_and_device(batch, sample_shape, dtype, kernel,
     assert x.shape == init.shape and x.dtype == dtype and x.device == init.device and not x.requires_grad
 
 
-@settings(derandomize=True, deadline=None, max_examples=25)
+@settings(derandomize=True, deadline=None, max_examples=examples(25))
 @given(a=st.floats(1e-3, 2.0), b=st.floats(1e-3, 2.0), temperature=st.floats(0.1, 10.0), seed=st.integers(0, 10_000))
 def test_mala_log_acceptance_is_antisymmetric_for_drawn_parameters(a, b, temperature, seed):
     generator = torch.Generator().manual_seed(seed)

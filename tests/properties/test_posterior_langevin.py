@@ -9,7 +9,7 @@ from torch import nn
 from ebmgraph.engine.context import StepContext
 from ebmgraph.nodes.generators import GaussianGenerator
 from ebmgraph.nodes.langevin_parameters import LangevinParameters
-from ebmgraph.nodes.posterior import PosteriorLangevin
+from ebmgraph.nodes.posterior import PosteriorLangevin, PriorLangevin
 
 SIGMA, EPSILON, CHAINS, STEPS = 0.7, 0.3, 20000, 400
 
@@ -84,3 +84,49 @@ def test_a_wrong_noise_scale_fails_the_check():
     except AssertionError:
         return
     raise AssertionError("a kernel with twice the noise passed the posterior check")
+
+
+class LatentQuadratic(nn.Module):
+    """E(z) = (z - c)^T A (z - c) / 2: with the N(0, I) base the prior is gaussian with precision
+    P = A + I and mean P^-1 A c."""
+
+    def __init__(self, precision: torch.Tensor, centre: torch.Tensor):
+        super().__init__()
+        self.precision, self.centre = precision, centre
+
+    def forward(self, z):
+        d = z - self.centre
+        return 0.5 * ((d @ self.precision) * d).sum(1)
+
+
+def _prior_chains(kernel_type=PriorLangevin):
+    a_matrix = torch.tensor([[2.0, 0.6], [0.6, 1.0]], dtype=torch.float64)
+    centre = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    kernel = kernel_type("prior", LangevinParameters(steps=STEPS, epsilon=EPSILON),
+                         {"energy": LatentQuadratic(a_matrix, centre)}, torch.device("cpu"))
+    z = kernel(StepContext(0, 0, torch.device("cpu")), init=torch.zeros(CHAINS, 2, dtype=torch.float64))["z"]
+    precision = a_matrix + torch.eye(2, dtype=torch.float64)
+    mean = torch.linalg.solve(precision, a_matrix @ centre)
+    a = EPSILON**2 / 2
+    return z, mean, torch.linalg.inv(precision - a * precision @ precision / 2)
+
+
+def _matches(z, mean, covariance) -> bool:
+    """Mean within 5 standard errors, variances within 5 standard errors of a gaussian variance."""
+    variances = covariance.diagonal()
+    mean_ok = ((z.mean(0) - mean).abs() < 5 * (variances / CHAINS).sqrt()).all()
+    var_ok = ((z.var(0) - variances).abs() < 5 * variances * math.sqrt(2 / (CHAINS - 1))).all()
+    return bool(mean_ok and var_ok)
+
+
+def test_prior_langevin_samples_the_tilted_gaussian_prior():
+    """DAMC eq. 7, first line: exp(-E(z)) N(z; 0, I) for a quadratic E is gaussian in closed form."""
+    assert _matches(*_prior_chains())
+
+
+def test_prior_check_has_teeth():
+    """Power check: a prior kernel that forgets the N(0, I) base measure misses the closed form."""
+    class WithoutBase(PriorLangevin):
+        def prior_energy(self, z):
+            return self.models["energy"](z)
+    assert not _matches(*_prior_chains(WithoutBase))
