@@ -13,7 +13,7 @@ from ebmgraph.errors import DataError, Diagnostic, GraphError
 from ebmgraph.engine.build import ModelBuildError, build_models, build_node, model_role
 from ebmgraph.nodes.catalog import NODES
 from ebmgraph.nodes.ports import LOSS, Port, ShapeError, Value, model_ref
-from ebmgraph.nodes.registry import Node
+from ebmgraph.nodes.node import Augmentation, Bank, Kernel, LossNode, Node
 from ebmgraph.spec.schema import GraphSpec
 from ebmgraph.spec.suggest import did_you_mean, one_of
 
@@ -29,7 +29,7 @@ class Edge:
 
 def is_energy_kernel(cls) -> bool:
     """A kernel on an energy model: one that can draw evaluation samples."""
-    return cls.family == "kernel" and any(p.name == "energy" for p in cls.inputs)
+    return issubclass(cls, Kernel) and any(p.name == "energy" for p in cls.inputs)
 
 
 @attrs.define
@@ -165,7 +165,7 @@ class _Checker:
                 self.error(("losses", name), f"loss '{name}' is bound to no optimizer; add it to an optimizer's "
                                              "'losses' list", key=True)
         for name, node in self.spec.nodes.items():
-            if NODES.get(node.type).family == "loss":
+            if issubclass(NODES.get(node.type), LossNode):
                 self.error(("nodes", name, "type"), f"node '{name}' is a loss ({node.type}); move it to the losses "
                                                     "section and bind it to an optimizer")
 
@@ -243,15 +243,15 @@ class _Checker:
             return None
         return node, port
 
-    def _family_members(self, order: list[str], family: str) -> list[str]:
-        return [n for n in order if NODES.get(self.nodes[n].type).family == family]
+    def _members(self, order: list[str], capability: type) -> list[str]:
+        return [n for n in order if issubclass(NODES.get(self.nodes[n].type), capability)]
 
     def _energy_kernels(self, order: list[str]) -> list[str]:
         return [n for n in order if is_energy_kernel(NODES.get(self.nodes[n].type))]
 
     def check_eval(self, order: list[str]) -> None:
         spec = self.spec.eval
-        kernels, banks = self._energy_kernels(order), self._family_members(order, "bank")
+        kernels, banks = self._energy_kernels(order), self._members(order, Bank)
         if spec.kernel is not None and spec.kernel not in kernels:
             self.error(("eval", "kernel"), f"'{spec.kernel}' is not a kernel on an energy model"
                                            f"{did_you_mean(spec.kernel, kernels)}; such kernels: "
@@ -271,7 +271,7 @@ class _Checker:
                                            f"{did_you_mean(spec.decode, self.spec.models)}")
         if spec.decode is not None and spec.source == "bank":
             self.error(("eval", "decode"), "decodes chain latents; with source 'bank' there are no chains")
-        augments = self._family_members(order, "augment")
+        augments = self._members(order, Augmentation)
         if spec.augment is not None and spec.augment not in augments:
             self.error(("eval", "augment"), f"'{spec.augment}' is not an augment node{did_you_mean(spec.augment, augments)}"
                                             f"; augment nodes: {one_of(augments) if augments else 'none'}")

@@ -7,6 +7,7 @@ import attrs
 import networkx as nx
 
 from ebmgraph.engine.check import CheckedGraph
+from ebmgraph.nodes.node import SampleSource
 from ebmgraph.nodes.ports import ENERGY, LOSS
 
 
@@ -16,7 +17,6 @@ class StepSource:
     line_to_node: dict[int, str]
 
 
-SAMPLE_FAMILIES = ("data", "noise", "augment", "kernel", "bank", "amortizer")
 
 
 def _phase_blocks(checked: CheckedGraph) -> list[list[str]]:
@@ -31,7 +31,7 @@ def _phase_blocks(checked: CheckedGraph) -> list[list[str]]:
         losses = {loss for opt in optimizers for loss in spec.optimizers[opt].losses}
         needed = set(losses).union(*(nx.ancestors(checked.graph, loss) for loss in losses))
         needed_per_phase.append(needed - done)
-        done |= {n for n in needed if checked.node_type(n).family in SAMPLE_FAMILIES}
+        done |= {n for n in needed if issubclass(checked.node_type(n), SampleSource)}
     if needed_per_phase:
         phase_of = {n: i for i, needed in enumerate(needed_per_phase) for n in needed}
         for name in checked.order:
@@ -44,7 +44,7 @@ def _phase_blocks(checked: CheckedGraph) -> list[list[str]]:
 def _drawn_once(checked: CheckedGraph, block: list[str]) -> list[str]:
     """The nodes of a repeated phase computed before its repetitions: its samples and what they are
     drawn from (DAMC, Listing 2: the amortizer's M updates fit the same chains' output)."""
-    samples = {n for n in block if checked.node_type(n).family in SAMPLE_FAMILIES}
+    samples = {n for n in block if issubclass(checked.node_type(n), SampleSource)}
     once = samples.union(*(nx.ancestors(checked.graph, n) for n in samples))
     return [n for n in block if n in once]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ebmgraph.engine.check import CheckedGraph
+from ebmgraph.nodes.node import Kernel
 
 
 def describe_checked(checked: CheckedGraph) -> str:
@@ -17,7 +18,7 @@ def describe_checked(checked: CheckedGraph) -> str:
     for edge in checked.delays():
         lines.append(f"      {edge.source} -> {edge.target}.{edge.target_port} (delay: written at the end of the step)")
     lines += ["", "kernels (x <- x - a grad E / T + b xi):"]
-    for name in [n for n in checked.order if checked.node_type(n).family == "kernel"]:
+    for name in [n for n in checked.order if issubclass(checked.node_type(n), Kernel)]:
         lines.append(f"  {name} ({nodes[name].type}): {nodes[name].config.describe()}")
     lines += ["", "models:"]
     for name, model in spec.models.items():

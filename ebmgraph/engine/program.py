@@ -14,6 +14,7 @@ from ebmgraph.engine.check import CheckedGraph, check_graph
 from ebmgraph.engine.codegen import node_location, generate
 from ebmgraph.engine.context import StepContext
 from ebmgraph.engine.updates import Updater
+from ebmgraph.nodes.node import Bank
 from ebmgraph.spec.schema import GraphSpec
 
 
@@ -43,7 +44,7 @@ class Program:
         return data.reference(2000) if len(data.sample_shape) == 1 else None
 
     def banks(self) -> dict:
-        return {name: node for name, node in self.nodes.items() if node.family == "bank"}
+        return {name: node for name, node in self.nodes.items() if isinstance(node, Bank)}
 
     def context(self, step: int, diagnostics_wanted: bool = True) -> StepContext:
         return StepContext(self.spec.seed, step, self.device, self.rank,

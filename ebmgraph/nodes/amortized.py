@@ -8,14 +8,14 @@ import torch
 
 from ebmgraph.nodes.kernels import frozen_parameters
 from ebmgraph.nodes.ports import LOSS, SAMPLE, Port, ShapeError, Value, model_ref
-from ebmgraph.nodes.registry import NODES, Node
+from ebmgraph.nodes.node import AmortizedDraw, LossNode, Node, run_on_meta
+from ebmgraph.nodes.registry import NODES
 
 
 def check_context(node: Node, port: str, value: Value) -> None:
     """ShapeError unless the amortizer's observation encoder takes samples shaped like ``value``."""
     try:
-        with torch.no_grad():
-            node.models["amortizer"].encoder(torch.empty(value.shape, device="meta"))
+        run_on_meta(node.models["amortizer"].encoder, torch.empty(value.shape, device="meta"))
     except (RuntimeError, ValueError) as error:
         raise ShapeError(port, f"the amortizer's observation encoder cannot take shape {tuple(value.shape)}: "
                                f"{str(error).strip().splitlines()[0]}") from None
@@ -28,7 +28,7 @@ class AmortizedSampleConfig:
 
 
 @NODES.register
-class AmortizedSample(Node):
+class AmortizedSample(AmortizedDraw):
     """z ~ q_phi(z | x), one per sample of ``x``, by the amortizer's ancestral sampler (with the
     amortizer's parameters frozen; bind the EMA target network, as DAMC does, to initialize chains).
     ``conditional: false`` draws from the unconditional q_phi(z) (zero embedding), ``x`` then only
@@ -36,7 +36,6 @@ class AmortizedSample(Node):
     the starting noise)."""
 
     type_name = "amortized_sample"
-    family = "amortizer"
     Config = AmortizedSampleConfig
     inputs = (Port("amortizer", model_ref("amortizer"), "the diffusion amortizer q_phi"),
               Port("x", SAMPLE, "the observations conditioning the draw"))
@@ -69,14 +68,13 @@ class DenoisingLossConfig:
 
 
 @NODES.register
-class DenoisingLoss(Node):
+class DenoisingLoss(LossNode):
     """``weight * mean ½ ||ε_phi(z_λ, λ, c) - ε||²`` on the target latents ``z`` (eq. 3): the
     amortizer's M-estimation step toward the distribution MCMC produced (eq. 4). The context c is
     the embedding of ``x``, zeroed for a random ``unconditional_probability`` of the samples so the
     same network also learns q_phi(z) (Listing 2's 20% mask)."""
 
     type_name = "denoising_loss"
-    family = "loss"
     Config = DenoisingLossConfig
     inputs = (Port("amortizer", model_ref("amortizer"), "the diffusion amortizer q_phi being fitted"),
               Port("z", SAMPLE, "target latents (e.g. the posterior chains' output)"),

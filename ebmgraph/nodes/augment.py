@@ -9,7 +9,8 @@ import kornia.augmentation as K
 import torch
 
 from ebmgraph.nodes.ports import SAMPLE, Port, ShapeError, Value
-from ebmgraph.nodes.registry import NODES, Node
+from ebmgraph.nodes.node import Augmentation
+from ebmgraph.nodes.registry import NODES
 
 
 @attrs.define
@@ -62,12 +63,11 @@ def augmentation_pipeline(config: AugmentConfig, channels: int, size: tuple[int,
 
 
 @NODES.register
-class Augment(Node):
+class Augment(Augmentation):
     """A random augmentation of each image (Algorithm 1, x~0 = D(x~0)): same shape, dtype and value
     range; the randomness comes from the node's own generator, so a seed fixes the output."""
 
     type_name = "augment"
-    family = "augment"
     Config = AugmentConfig
     inputs = (Port("x", SAMPLE, "images to augment"),)
     outputs = (Port("x", SAMPLE, "the augmented images"),)

@@ -9,7 +9,8 @@ import attrs
 import torch
 
 from ebmgraph.nodes.ports import SAMPLE, Port, Value
-from ebmgraph.nodes.registry import NODES, Node
+from ebmgraph.nodes.node import Bank
+from ebmgraph.nodes.registry import NODES
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -39,7 +40,7 @@ class ReplayBankConfig:
 
 
 @NODES.register
-class ReplayBank(Node):
+class ReplayBank(Bank):
     """A bank of past samples. Reading draws a batch (fresh init samples while the bank holds fewer
     than a batch), each replaced by a fresh init sample with probability ``reinit``. Writing, at the
     end of the step, stores the ``store`` input by the ``write`` rule: ``back`` to the indices drawn (persistent chains;
@@ -49,7 +50,6 @@ class ReplayBank(Node):
     Improved CD's entropy term), empty until the bank holds them."""
 
     type_name = "replay_bank"
-    family = "bank"
     Config = ReplayBankConfig
     inputs = (Port("like", SAMPLE, "a sample giving the shape and batch size of draws"),
               Port("store", SAMPLE, "samples stored at the end of the step (a delay edge)", delay=True))

@@ -5,16 +5,16 @@ from __future__ import annotations
 import torch
 
 from ebmgraph.nodes.ports import SAMPLE, Port, ShapeError, Value
-from ebmgraph.nodes.registry import NODES, Node
+from ebmgraph.nodes.node import BatchOperation
+from ebmgraph.nodes.registry import NODES
 
 
 @NODES.register
-class Concatenate(Node):
+class Concatenate(BatchOperation):
     """The samples of ``first`` followed by those of ``second`` (e.g. DAMC's prior chains: amortized
     draws plus as many noise-initialized ones, Listing 2)."""
 
     type_name = "concatenate"
-    family = "batch"
     inputs = (Port("first", SAMPLE, "the first batch"), Port("second", SAMPLE, "the second batch"))
     outputs = (Port("x", SAMPLE, "both batches, first then second"),)
 

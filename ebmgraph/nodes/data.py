@@ -20,7 +20,8 @@ import torch
 
 from ebmgraph.errors import DataError
 from ebmgraph.nodes.ports import SAMPLE, Port, Value
-from ebmgraph.nodes.registry import NODES, Node
+from ebmgraph.nodes.node import DataSource
+from ebmgraph.nodes.registry import NODES
 
 Sampler = Callable[..., torch.Tensor]
 
@@ -133,11 +134,10 @@ class PinwheelConfig(ToyConfig):
     scale: float = 2.0
 
 
-class _Toy(Node):
+class _Toy(DataSource):
     """A 2-D toy distribution; fresh points are drawn every step. Config fields other than
     ``batch_size`` are the keyword arguments of ``sampler``."""
 
-    family = "data"
     outputs = (Port("x", SAMPLE, "a batch of 2-D points"),)
     sample_shape: ClassVar[tuple[int, ...]] = (2,)
     sampler: ClassVar[Sampler]
@@ -220,14 +220,12 @@ TOY_SAMPLERS: dict[str, Sampler] = {
 
 # --- finite data sets ---
 
-class _Dataset(Node):
+class _Dataset(DataSource):
     """A finite data set: each step draws ``batch_size`` distinct training samples.
 
     Subclasses implement ``load`` (CPU tensors as stored) and may override ``to_samples``
     (stored form -> float32 samples), so large sets can stay compact on the device.
     """
-
-    family = "data"
 
     def __init__(self, name, config, models, device):
         super().__init__(name, config, models, device)

@@ -10,7 +10,8 @@ from torch import nn
 from ebmgraph.nodes.energies import Activation, activation, image_size
 from ebmgraph.nodes.generators import LOG_2PI
 from ebmgraph.nodes.ports import SAMPLE, Port, Value, model_ref
-from ebmgraph.nodes.registry import MODELS, NODES, ModelType, Node
+from ebmgraph.nodes.node import ModelCall
+from ebmgraph.nodes.registry import MODELS, NODES, ModelType
 
 
 class GaussianEncoder(nn.Module):
@@ -61,11 +62,10 @@ class ConvEncoder(ModelType):
 
 
 @NODES.register
-class Encode(Node):
+class Encode(ModelCall):
     """z ~ q(z|x) by reparameterization (``z``) and the mean of q (``mean``)."""
 
     type_name = "encode"
-    family = "model"
     inputs = (Port("encoder", model_ref("encoder"), "the inference model q(z|x)"),
               Port("x", SAMPLE, "samples to encode"))
     outputs = (Port("z", SAMPLE, "a draw from q(z|x)"), Port("mean", SAMPLE, "the mean of q(z|x)"))

@@ -11,6 +11,7 @@ from torch import nn
 
 from ebmgraph.nodes.energies import Activation, activation, image_size
 from ebmgraph.nodes.ports import SAMPLE, Port, ShapeError, Value, model_ref
+from ebmgraph.nodes.node import ModelCall, NoiseSource
 from ebmgraph.nodes.registry import MODELS, NODES, ModelType, Node
 
 LOG_2PI = math.log(2 * math.pi)
@@ -94,11 +95,10 @@ class PriorLatentConfig:
 
 
 @NODES.register
-class PriorLatent(Node):
+class PriorLatent(NoiseSource):
     """z ~ N(0, I) in the latent space of ``generator``, one per sample of ``like`` (or ``batch_size``)."""
 
     type_name = "prior_latent"
-    family = "noise"
     Config = PriorLatentConfig
     inputs = (Port("generator", model_ref("generator"), "the generator whose latent space is sampled"),
               Port("like", SAMPLE, "a sample giving the batch size"))
@@ -116,12 +116,11 @@ class PriorLatent(Node):
 
 
 @NODES.register
-class Generate(Node):
+class Generate(ModelCall):
     """x = g(z): the generator's mean image for each latent (differentiable in the generator's
     parameters; a kernel started from it treats it as a constant)."""
 
     type_name = "generate"
-    family = "model"
     inputs = (Port("generator", model_ref("generator"), "the generator g"),
               Port("z", SAMPLE, "latents"))
     outputs = (Port("x", SAMPLE, "generated samples g(z)"),)

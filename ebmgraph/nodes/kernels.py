@@ -13,7 +13,8 @@ from torch.nn.utils import parametrize
 
 from ebmgraph.nodes.langevin_parameters import LangevinParameters
 from ebmgraph.nodes.ports import SAMPLE, Port, Value, model_ref
-from ebmgraph.nodes.registry import NODES, Node
+from ebmgraph.nodes.node import Kernel
+from ebmgraph.nodes.registry import NODES
 
 Differentiable = Literal["none", "last", "all"]
 
@@ -61,11 +62,10 @@ def chain_config(config: LangevinParameters, steps: int) -> LangevinParameters:
     return attrs.evolve(config, **changes)
 
 
-class _Kernel(Node):
+class _Kernel(Kernel):
     """Base of kernels: ``langevin`` runs the chain on any per-sample energy function of the state,
     with every bound model frozen."""
 
-    family = "kernel"
     Config = LangevinParameters
     outputs = (Port("x", SAMPLE, "states after the last step (a constant for parameter learning)",
                     stop_gradient=True),)

@@ -11,7 +11,8 @@ import torch
 from torch.func import functional_call
 
 from ebmgraph.nodes.ports import LOSS, SAMPLE, Port, ShapeError, Value, model_ref
-from ebmgraph.nodes.registry import NODES, Node
+from ebmgraph.nodes.node import LossNode
+from ebmgraph.nodes.registry import NODES
 
 
 def energy_with_fixed_parameters(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -45,13 +46,12 @@ class WeightConfig:
 
 
 @NODES.register
-class SamplerEnergy(Node):
+class SamplerEnergy(LossNode):
     """L_opt (eq. 7): ``weight * mean E_{stop_grad(theta)}(x)`` for samples ``x`` that depend on
     theta through the sampler (a kernel's ``x_differentiable``); it lowers the energy the
     sampler reaches, not the energy function at fixed samples."""
 
     type_name = "sampler_energy"
-    family = "loss"
     Config = WeightConfig
     inputs = (Port("energy", model_ref("energy"), "the energy E_theta, used with its parameters held fixed"),
               Port("x", SAMPLE, "samples with a graph to theta (a kernel's x_differentiable)"))
@@ -68,14 +68,13 @@ class SamplerEnergy(Node):
 
 
 @NODES.register
-class NearestNeighbourEntropy(Node):
+class NearestNeighbourEntropy(LossNode):
     """L_ent (eq. 8): ``weight * mean(-log NN(x, B))``, the L2 distance of each sample to its
     nearest neighbour in a set B of past samples (a bank's ``history``); minimizing it spreads the
     samples. Records the Kozachenko-Leonenko entropy estimate, of which the loss is -1/d times the
     sample-dependent part. Zero until the bank holds B."""
 
     type_name = "nearest_neighbour_entropy"
-    family = "loss"
     Config = WeightConfig
     inputs = (Port("x", SAMPLE, "samples with a graph to theta (a kernel's x_differentiable)"),
               Port("reference", SAMPLE, "the set B of past samples (a bank's history)"))

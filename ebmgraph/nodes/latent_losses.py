@@ -11,7 +11,8 @@ import attrs
 import torch
 
 from ebmgraph.nodes.ports import LOSS, SAMPLE, Port, Value, model_ref
-from ebmgraph.nodes.registry import NODES, Node
+from ebmgraph.nodes.node import LossNode
+from ebmgraph.nodes.registry import NODES
 
 
 @attrs.define
@@ -19,10 +20,9 @@ class LogLikelihoodConfig:
     weight: float = 1.0
 
 
-class _PairLogLikelihood(Node):
+class _PairLogLikelihood(LossNode):
     """``-weight * mean log_density(x, z)`` over a batch of pairs, recorded as ``record_key``."""
 
-    family = "loss"
     Config = LogLikelihoodConfig
     outputs = (Port("loss", LOSS, "the scalar loss"),)
     record_key: ClassVar[str]

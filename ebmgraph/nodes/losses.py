@@ -6,15 +6,15 @@ import attrs
 import torch
 
 from ebmgraph.nodes.ports import ENERGY, LOSS, SAMPLE, Port, Value, model_ref
-from ebmgraph.nodes.registry import NODES, Node
+from ebmgraph.nodes.node import LossNode, ModelCall
+from ebmgraph.nodes.registry import NODES
 
 
 @NODES.register
-class EvaluateEnergy(Node):
+class EvaluateEnergy(ModelCall):
     """E(x) for a batch: one scalar per sample, differentiable with respect to the energy's parameters."""
 
     type_name = "evaluate_energy"
-    family = "model"
     inputs = (Port("energy", model_ref("energy"), "the energy model"),
               Port("x", SAMPLE, "the samples to score"))
     outputs = (Port("energy", ENERGY, "E(x), shape (batch,)"),)
@@ -26,8 +26,7 @@ class EvaluateEnergy(Node):
         return {"energy": self.models["energy"](x)}
 
 
-class _PairLoss(Node):
-    family = "loss"
+class _PairLoss(LossNode):
     inputs = (Port("positive", ENERGY, "energies of data samples, E(x+)"),
               Port("negative", ENERGY, "energies of model samples, E(x-)"))
     outputs = (Port("loss", LOSS, "the scalar loss"),)

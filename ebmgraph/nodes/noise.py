@@ -6,7 +6,8 @@ import attrs
 import torch
 
 from ebmgraph.nodes.ports import SAMPLE, Port, Value
-from ebmgraph.nodes.registry import NODES, Node
+from ebmgraph.nodes.node import NoiseSource
+from ebmgraph.nodes.registry import NODES
 
 
 @attrs.define
@@ -28,8 +29,7 @@ class GaussianConfig:
         return torch.randn(shape, generator=generator, device=device) * self.std
 
 
-class _Noise(Node):
-    family = "noise"
+class _Noise(NoiseSource):
     inputs = (Port("like", SAMPLE, "a sample whose shape (and batch size) the noise copies"),)
     outputs = (Port("x", SAMPLE, "the noise batch"),)
 
