@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 
-from ebmgraph.engine.runner import Runner
+from ebmgraph.runs.runner import Runner
 from ebmgraph.eval.reconstruction import reconstruct
-from ebmgraph.spec.load import loads_graph
+from ebmgraph.engine.load import loads_graph
 from ebmgraph.store.run_files import EVAL_FILE, METRICS_FILE
 from tables import mean_and_spread as cell
 

@@ -19,9 +19,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from ebmgraph.engine.runner import Runner
+from ebmgraph.runs.runner import Runner
 from ebmgraph.errors import DivergenceError
-from ebmgraph.spec.load import load_graph
+from ebmgraph.engine.load import load_graph
 from ebmgraph.store.run_files import EVAL_FILE, METRICS_FILE
 from tables import mean_and_spread
 

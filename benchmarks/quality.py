@@ -22,9 +22,9 @@ from pathlib import Path
 
 import yaml
 
-from ebmgraph.engine.runner import Runner
+from ebmgraph.runs.runner import Runner
 from ebmgraph.errors import DivergenceError
-from ebmgraph.spec.load import load_graph
+from ebmgraph.engine.load import load_graph
 from ebmgraph.store.run_files import EVAL_FILE
 
 GRAPHS = Path(__file__).resolve().parent.parent / "graphs"

@@ -19,7 +19,7 @@ def _graph_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args):
-    from ebmgraph.spec.load import load_graph
+    from ebmgraph.engine.load import load_graph
 
     overrides = list(args.overrides)
     if getattr(args, "steps", None) is not None:
@@ -28,9 +28,9 @@ def _load(args):
 
 
 def command_run(args) -> int:
-    from ebmgraph.engine.runner import Runner, new_run_dir
+    from ebmgraph.runs.runner import Runner, new_run_dir
     from ebmgraph.store.run_files import GRAPH_FILE
-    from ebmgraph.spec.load import load_graph
+    from ebmgraph.engine.load import load_graph
 
     if args.resume:
         if args.profile or args.file:
@@ -53,9 +53,9 @@ def command_run(args) -> int:
 
 def command_check(args) -> int:
     from ebmgraph.engine.check import check_graph
-    from ebmgraph.engine.describe import describe_checked
+    from ebmgraph.engine.describe import describe_plan
 
-    print(describe_checked(check_graph(_load(args))))
+    print(describe_plan(check_graph(_load(args))))
     return 0
 
 
@@ -75,7 +75,7 @@ def command_nodes(args) -> int:
 
 
 def command_sample(args) -> int:
-    from ebmgraph.engine.run_dir import sample_run
+    from ebmgraph.runs.run_dir import sample_run
 
     paths = sample_run(Path(args.run_dir), n=args.n, steps=args.steps, out=args.out, device=args.device,
                        trajectory=args.trajectory)
@@ -101,7 +101,7 @@ def command_report(args) -> int:
 def command_eval(args) -> int:
     import json
 
-    from ebmgraph.engine.run_dir import evaluate_run
+    from ebmgraph.runs.run_dir import evaluate_run
 
     record = evaluate_run(Path(args.run_dir), n=args.n, device=args.device)
     print(json.dumps(record, indent=2))

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from ebmgraph.engine.run_dir import restore
+from ebmgraph.runs.run_dir import restore
 from ebmgraph.eval.reconstruction import reconstruct
 from ebmgraph.viz.grids import save_samples_png
 

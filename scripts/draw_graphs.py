@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ebmgraph.engine.check import check_graph
-from ebmgraph.spec.load import load_graph
+from ebmgraph.engine.load import load_graph
 from ebmgraph.viz.drawing import describe_graph, draw, mermaid, text_tree
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,7 +22,7 @@ def first_step(graph_file: str, overrides: tuple) -> tuple[dict, dict, torch.Ten
 
     from ebmgraph.engine.context import StepContext
     from ebmgraph.engine.program import Program
-    from ebmgraph.spec.load import load_graph
+    from ebmgraph.engine.load import load_graph
 
     spec = load_graph(graph_file, None, overrides)
     program = Program(spec)

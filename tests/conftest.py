@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import monte_carlo
-from ebmgraph.spec.load import load_graph
+from ebmgraph.engine.load import load_graph
 
 FAST = (
     "train.steps=4", "train.log_every=1", "train.sample_every=2", "train.checkpoint_every=2",

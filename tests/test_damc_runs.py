@@ -11,10 +11,10 @@ import torch
 from ebmgraph.engine.check import check_graph
 from ebmgraph.engine.codegen import generate
 from ebmgraph.engine.program import Program
-from ebmgraph.engine.runner import Runner
+from ebmgraph.runs.runner import Runner
 from ebmgraph.errors import GraphError
 from ebmgraph.eval.protocol import Evaluation
-from ebmgraph.spec.load import load_graph
+from ebmgraph.engine.load import load_graph
 from ebmgraph.store.checkpoint import CHECKPOINT
 from ebmgraph.store.run_files import EVAL_FILE, METRICS_FILE
 from ebmgraph.viz.trajectory import run_trajectory
@@ -39,7 +39,7 @@ def test_default_profile_trains_and_evaluates_decoded_samples(tmp_path):
 def test_the_repeated_amortizer_phase_draws_its_chains_once():
     """Listing 2: z0 and the posterior chains are drawn once; only the denoising loss runs M = 6 times,
     and the prior chains follow in the generator and energy phase."""
-    source = generate(Program(_spec()).checked).text
+    source = generate(Program(_spec()).plan).text
     loop = source[source.index("for ctx.repeat"):source.index("ctx.repeat = 0")]
     assert "N.amortizer_fit" in loop and "N.posterior" not in loop and "N.initial" not in loop
     assert source.index("N.posterior") < source.index("for ctx.repeat") < source.index("N.prior(")

@@ -17,7 +17,7 @@ import yaml
 from ebmgraph.cli import main
 from ebmgraph.engine.check import check_graph
 from ebmgraph.nodes.catalog import NODES
-from ebmgraph.spec.load import load_graph
+from ebmgraph.engine.load import load_graph
 from ebmgraph.viz.drawing import DELAY_MARK, describe_graph, dot, draw, mermaid, text_tree
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from ebmgraph.cli import main
-from ebmgraph.engine.runner import Runner
+from ebmgraph.runs.runner import Runner
 from ebmgraph.errors import DataError
 from ebmgraph.eval.protocol import Evaluation
-from ebmgraph.spec.load import load_graph
+from ebmgraph.engine.load import load_graph
 from ebmgraph.store.run_files import EVAL_FILE, EVAL_LOG, EVAL_PNG
 
 DIGITS_METRICS = {"fd", "fd_floor", "fd_floor_matched", "modes_covered", "class_entropy", "mean_confidence",

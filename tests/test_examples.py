@@ -4,8 +4,8 @@ import importlib.util
 import math
 from pathlib import Path
 
-from ebmgraph.engine.runner import Runner
-from ebmgraph.spec.load import load_graph
+from ebmgraph.runs.runner import Runner
+from ebmgraph.engine.load import load_graph
 
 TINY_DUAL_MCMC = ("train.steps=2", "train.progress=false", "data.batch_size=16", "models.energy.channels=4",
                   "models.generator.channels=8", "models.encoder.channels=8", "nodes.revised_x.steps=2",

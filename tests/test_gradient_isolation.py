@@ -8,7 +8,7 @@ import torch
 
 from ebmgraph.engine.program import Program
 from ebmgraph.nodes.losses import EvaluateEnergy
-from ebmgraph.spec.load import loads_graph
+from ebmgraph.engine.load import loads_graph
 
 
 

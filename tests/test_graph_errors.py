@@ -18,7 +18,7 @@ import pytest
 from ebmgraph.cli import main
 from ebmgraph.engine.check import check_graph
 from ebmgraph.errors import GraphError
-from ebmgraph.spec.load import load_graph
+from ebmgraph.engine.load import load_graph
 from ebmgraph.spec.schema import TrainSpec
 from ebmgraph.spec.suggest import one_of
 

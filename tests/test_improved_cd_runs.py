@@ -9,11 +9,11 @@ import torch
 
 from ebmgraph.engine.check import check_graph
 from ebmgraph.engine.program import Program
-from ebmgraph.engine.runner import Runner
+from ebmgraph.runs.runner import Runner
 from ebmgraph.errors import GraphError
 from ebmgraph.eval.protocol import Evaluation
 from ebmgraph.nodes.augment import Augment
-from ebmgraph.spec.load import load_graph
+from ebmgraph.engine.load import load_graph
 from ebmgraph.store.run_files import EVAL_FILE, METRICS_FILE
 from ebmgraph.viz.trajectory import run_trajectory
 

@@ -12,8 +12,8 @@ import matplotlib.image
 import pytest
 
 from ebmgraph.cli import main
-from ebmgraph.engine.runner import Runner
-from ebmgraph.spec.load import load_graph
+from ebmgraph.runs.runner import Runner
+from ebmgraph.engine.load import load_graph
 from ebmgraph.viz.plots import metric_panels
 from ebmgraph.viz.report import write_report
 from tests.conftest import FAST

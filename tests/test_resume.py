@@ -4,7 +4,7 @@ import attrs
 import pytest
 import torch
 
-from ebmgraph.engine.runner import Runner
+from ebmgraph.runs.runner import Runner
 from ebmgraph.store.checkpoint import CHECKPOINT
 
 EMA = "models.energy_ema={type: ema, of: energy, decay: 0.9}"

@@ -7,7 +7,7 @@ import torch
 
 from ebmgraph.cli import main
 from ebmgraph.engine.program import Program
-from ebmgraph.engine.runner import Runner
+from ebmgraph.runs.runner import Runner
 from ebmgraph.errors import DivergenceError, NodeError
 from ebmgraph.nodes.kernels import Langevin
 from ebmgraph.store.checkpoint import CHECKPOINT

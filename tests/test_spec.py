@@ -4,7 +4,7 @@ import pytest
 
 from ebmgraph.errors import GraphError
 from ebmgraph.spec.dump import dumps
-from ebmgraph.spec.load import load_graph, loads_graph
+from ebmgraph.engine.load import load_graph, loads_graph
 
 GRAPHS = ["graphs/short_run.yaml", "graphs/igebm.yaml", "graphs/improved_cd.yaml"]
 

@@ -6,9 +6,9 @@ import torch
 
 from ebmgraph.cli import main
 from ebmgraph.engine.program import Program
-from ebmgraph.engine.runner import Runner
+from ebmgraph.runs.runner import Runner
 from ebmgraph.eval.protocol import Evaluation
-from ebmgraph.spec.load import load_graph
+from ebmgraph.engine.load import load_graph
 from ebmgraph.viz.trajectory import run_trajectory, save_trajectory_png, segment_bounds
 
 TOY = ("train.steps=2", "train.log_every=1", "train.sample_every=2", "train.checkpoint_every=2",

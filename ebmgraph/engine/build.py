@@ -1,4 +1,5 @@
-"""Build the models and nodes a graph spec names, on a device (optimizers: engine/updates.py)."""
+"""Build the models and nodes a graph spec names, on a device (optimizers: engine/updates.py);
+the checker calls these once per graph."""
 
 from __future__ import annotations
 
@@ -6,13 +7,9 @@ import torch
 
 from ebmgraph.engine.context import derive_seed
 from ebmgraph.nodes.catalog import MODELS, NODES
-from ebmgraph.nodes.registry import DerivedModelType, Node
+from ebmgraph.nodes.node import Node
+from ebmgraph.nodes.registry import DerivedModelType
 from ebmgraph.spec.schema import GraphSpec
-
-
-def data_shape(spec: GraphSpec) -> tuple[int, ...]:
-    """Per-sample shape of the graph's data, read from a data node built on the meta device."""
-    return build_node("data", spec, {}, torch.device("meta")).sample_shape
 
 
 class ModelBuildError(Exception):
@@ -24,12 +21,12 @@ class ModelBuildError(Exception):
         self.detail = detail
 
 
-def build_models(spec: GraphSpec, device: torch.device) -> dict[str, torch.nn.Module]:
-    """Every model of the graph, primary models first, derived ones (EMA) copied from them.
+def build_models(spec: GraphSpec, device: torch.device, shape: tuple[int, ...]) -> dict[str, torch.nn.Module]:
+    """Every model of the graph for data samples of ``shape``, primary models first, derived ones
+    (EMA) copied from them.
 
     Initial weights come from a generator seeded by the graph seed alone, so they do not depend
     on anything run before."""
-    shape = data_shape(spec)
     models: dict[str, torch.nn.Module] = {}
     with torch.random.fork_rng(devices=[]):
         for name, model in spec.models.items():

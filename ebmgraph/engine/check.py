@@ -1,7 +1,6 @@
-"""Check a graph before any real tensor exists: references, port types, cycles, bindings, shapes.
-
-The result, a CheckedGraph, holds the networkx DiGraph, the execution order and every edge's
-propagated value (type and shape, computed with models on the meta device)."""
+"""Check a graph: references, port types, cycles, bindings and the schedule before anything is
+built; then build each model and node once (on the meta device for ``ebmgraph check``) and
+propagate shapes with meta tensors, so a mismatch names both nodes. The result is the step plan."""
 
 from __future__ import annotations
 
@@ -11,56 +10,13 @@ import torch
 
 from ebmgraph.errors import DataError, Diagnostic, GraphError
 from ebmgraph.engine.build import ModelBuildError, build_models, build_node, model_role
+from ebmgraph.engine.plan import Edge, StepPlan, is_energy_kernel
+from ebmgraph.engine.schedule import schedule
 from ebmgraph.nodes.catalog import NODES
 from ebmgraph.nodes.ports import LOSS, Port, ShapeError, Value, model_ref
-from ebmgraph.nodes.node import Augmentation, Bank, Kernel, LossNode, Node
+from ebmgraph.nodes.node import Augmentation, Bank, DataSource, LossNode, Node
 from ebmgraph.spec.schema import GraphSpec
 from ebmgraph.spec.suggest import did_you_mean, one_of
-
-
-@attrs.frozen
-class Edge:
-    source: str
-    source_port: str
-    target: str
-    target_port: str
-    delay: bool = False
-
-
-def is_energy_kernel(cls) -> bool:
-    """A kernel on an energy model: one that can draw evaluation samples."""
-    return issubclass(cls, Kernel) and any(p.name == "energy" for p in cls.inputs)
-
-
-@attrs.define
-class CheckedGraph:
-    """A checked graph: ``graph`` is the DAG of same-step edges (bank delay edges left out)."""
-
-    spec: GraphSpec
-    graph: nx.DiGraph
-    order: list[str]
-    edges: list[Edge]
-    values: dict[tuple[str, str], Value]
-    parameter_counts: dict[str, int]
-    phases: list[tuple[list[str], int]]
-    samples: tuple[str, str] | None
-
-    def node_type(self, name: str):
-        return NODES.get(self.spec.all_nodes()[name].type)
-
-    def inputs_of(self, name: str) -> list[Edge]:
-        return [e for e in self.edges if e.target == name and not e.delay]
-
-    def delays(self) -> list[Edge]:
-        return [e for e in self.edges if e.delay]
-
-    def stops_gradient(self, edge: Edge) -> bool:
-        """True when the edge carries a constant for learning (it leaves a stop-gradient output)."""
-        return any(p.name == edge.source_port and p.stop_gradient for p in self.node_type(edge.source).outputs)
-
-    def kernels(self) -> list[str]:
-        """Kernels on an energy model, in order."""
-        return [n for n in self.order if is_energy_kernel(self.node_type(n))]
 
 
 class _Checker:
@@ -281,20 +237,30 @@ class _Checker:
             self.error(("eval", "energy"), f"'{spec.energy}' is not an energy model"
                                            f"{did_you_mean(spec.energy, self.spec.models)}")
 
-    def build_models(self, device: torch.device) -> dict[str, torch.nn.Module]:
+    def build_data(self, device: torch.device) -> DataSource:
+        """The data node, built once, with its samples read (their shape sizes the models)."""
         try:
-            return build_models(self.spec, device)
-        except ModelBuildError as error:
-            data = self.spec.data.type
-            self.error(("models", error.model), f"model '{error.model}' ({self.spec.models[error.model].type}) cannot "
-                                                f"take the samples of node 'data' ({data}): {error.detail}", key=True)
+            data = build_node("data", self.spec, {}, device)
+            data.sample_shape  # noqa: B018 (reads the data: a bad file is a located error here)
+            return data
         except DataError as error:
             self.error(("data",), str(error), key=True)
         self.raise_if_errors()
 
-    def build_nodes(self, order: list[str], models: dict, device: torch.device) -> dict[str, Node]:
-        built = {}
+    def build_models(self, device: torch.device, shape: tuple[int, ...]) -> dict[str, torch.nn.Module]:
+        try:
+            return build_models(self.spec, device, shape)
+        except ModelBuildError as error:
+            data = self.spec.data.type
+            self.error(("models", error.model), f"model '{error.model}' ({self.spec.models[error.model].type}) cannot "
+                                                f"take the samples of node 'data' ({data}): {error.detail}", key=True)
+        self.raise_if_errors()
+
+    def build_nodes(self, order: list[str], models: dict, device: torch.device, data: DataSource) -> dict[str, Node]:
+        built: dict[str, Node] = {"data": data}
         for name in order:
+            if name in built:
+                continue
             try:
                 built[name] = build_node(name, self.spec, models, device)
             except DataError as error:
@@ -302,7 +268,7 @@ class _Checker:
         self.raise_if_errors()
         return built
 
-    def run(self) -> CheckedGraph:
+    def run(self, device: torch.device) -> BuiltGraph:
         self.wire()
         self.check_models()
         self.check_optimizers()
@@ -312,17 +278,35 @@ class _Checker:
         graph.add_edges_from((e.source, e.target) for e in self.edges if not e.delay)
         order = self.order(graph)
         self.raise_if_errors()
-        meta = torch.device("meta")
-        models = self.build_models(meta)
-        built = self.build_nodes(order, models, meta)
+        data = self.build_data(device)
+        models = self.build_models(device, data.sample_shape)
+        built = self.build_nodes(order, models, device, data)
         values = self.propagate(order, built)
         samples = self.samples(order)
         self.check_eval(order)
         self.raise_if_errors()
         counts = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
-        return CheckedGraph(self.spec, graph, order, self.edges, values, counts, phases, samples)
+        node_type = lambda name: NODES.get(self.nodes[name].type)  # noqa: E731
+        plan = StepPlan(self.spec, graph, order, tuple(self.edges), values, counts,
+                        schedule(self.spec, graph, tuple(order), phases, values, node_type), samples)
+        return BuiltGraph(plan, models, built)
 
 
-def check_graph(spec: GraphSpec) -> CheckedGraph:
-    """All structural and shape checks; raises GraphError listing every problem found."""
-    return _Checker(spec).run()
+@attrs.frozen(eq=False)
+class BuiltGraph:
+    """A step plan with its models and nodes, each built once."""
+
+    plan: StepPlan
+    models: dict[str, torch.nn.Module]
+    nodes: dict[str, Node]
+
+
+def check_and_build(spec: GraphSpec, device: torch.device) -> BuiltGraph:
+    """Check ``spec`` and build its models and nodes on ``device``; raises GraphError listing
+    every problem found."""
+    return _Checker(spec).run(device)
+
+
+def check_graph(spec: GraphSpec) -> StepPlan:
+    """The step plan of ``spec`` (models built on the meta device: no weights are allocated)."""
+    return check_and_build(spec, torch.device("meta")).plan

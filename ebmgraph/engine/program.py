@@ -9,12 +9,12 @@ import types
 import torch
 
 from ebmgraph.errors import DivergenceError, NodeError
-from ebmgraph.engine.build import build_models, build_node
-from ebmgraph.engine.check import CheckedGraph, check_graph
+from ebmgraph.engine.check import check_and_build
 from ebmgraph.engine.codegen import node_location, generate
 from ebmgraph.engine.context import StepContext
+from ebmgraph.engine.plan import StepPlan
 from ebmgraph.engine.updates import Updater
-from ebmgraph.nodes.node import Bank
+from ebmgraph.nodes.node import Bank, Stateful
 from ebmgraph.spec.schema import GraphSpec
 
 
@@ -23,13 +23,14 @@ class Program:
 
     def __init__(self, spec: GraphSpec, device: str | torch.device | None = None, rank: int = 0):
         self.spec = spec
-        self.checked: CheckedGraph = check_graph(spec)
         self.device = torch.device(device or spec.train.device)
         self.rank = rank
-        self.models = build_models(spec, self.device)
-        self.nodes = {name: build_node(name, spec, self.models, self.device) for name in self.checked.order}
+        built = check_and_build(spec, self.device)
+        self.plan: StepPlan = built.plan
+        self.models = built.models
+        self.nodes = built.nodes
         self.updater = Updater(spec, self.models)
-        self.source = generate(self.checked)
+        self.source = generate(self.plan)
         self.filename = f"<ebmgraph step: {spec.name}>"
         linecache.cache[self.filename] = (len(self.source.text), None, self.source.text.splitlines(True),
                                           self.filename)
@@ -43,8 +44,13 @@ class Program:
         data = self.nodes["data"]
         return data.reference(2000) if len(data.sample_shape) == 1 else None
 
-    def banks(self) -> dict:
-        return {name: node for name, node in self.nodes.items() if isinstance(node, Bank)}
+    def banks(self) -> dict[str, Bank]:
+        return {name: self.nodes[name] for name in self.plan.banks()}
+
+    def stateful(self) -> dict[str, Stateful]:
+        """Stateful nodes other than banks (banks are stored in HDF5)."""
+        return {name: node for name, node in self.nodes.items() if isinstance(node, Stateful)
+                and not isinstance(node, Bank)}
 
     def context(self, step: int, diagnostics_wanted: bool = True) -> StepContext:
         return StepContext(self.spec.seed, step, self.device, self.rank,
@@ -63,7 +69,7 @@ class Program:
             if node is None:
                 raise
             node_type = self.spec.all_nodes()[node].type
-            raise NodeError(f"{node_location(self.checked, node)}: node '{node}' ({node_type}) failed at step {step + 1}: "
+            raise NodeError(f"{node_location(self.plan, node)}: node '{node}' ({node_type}) failed at step {step + 1}: "
                             f"{type(error).__name__}: {error}") from error
         return losses, samples, ctx
 

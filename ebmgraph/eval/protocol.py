@@ -11,7 +11,6 @@ import torch
 from ebmgraph.engine.context import StepContext
 from ebmgraph.engine.program import Program
 from ebmgraph.nodes.catalog import MODELS
-from ebmgraph.nodes.kernels import chain_config
 from ebmgraph.nodes.noise import GaussianConfig, UniformConfig
 from ebmgraph.nodes.registry import DerivedModelType
 
@@ -47,7 +46,7 @@ class Evaluation:
         self.spec = program.spec
         self.eval = program.spec.eval
         self.data = program.nodes["data"]
-        kernels = program.checked.kernels()
+        kernels = program.plan.kernels()
         self.kernel_name = self.eval.kernel or (kernels[0] if kernels else None)
         source = self.eval.energy or self._kernel_energy()
         self.energy_name = evaluation_model(self.spec, source) if source else None
@@ -89,11 +88,13 @@ class Evaluation:
             return self.program.models[self.eval.decode](states)
 
     def chains(self, init: torch.Tensor, end: int, start: int = 0) -> torch.Tensor:
-        """Chain steps ``start`` to ``end`` of the kernel's settings on the evaluation energy, from
-        ``init`` (the states after step ``start``). With ``eval.augment``, an augmentation
-        transition comes before every step that is a multiple of ``augment_every`` (Improved CD,
-        Algorithm 2). A segment starting at step s draws its randomness at step s."""
+        """Chain steps ``start`` to ``end`` of the kernel's chain and settings (no differentiable
+        steps) on the evaluation energy, from ``init`` (the states after step ``start``). With
+        ``eval.augment``, an augmentation transition comes before every step that is a multiple of
+        ``augment_every`` (Improved CD, Algorithm 2). A segment starting at step s draws its
+        randomness at step s."""
         kernel = self.program.nodes[self.kernel_name]
+        energy = kernel.sampled_energy(self.energy)
         every = self.eval.augment_every if self.eval.augment else None
         cuts = sorted({start, end} | ({s for s in range(start, end) if s % every == 0} if every else set()))
         x = init
@@ -101,9 +102,9 @@ class Evaluation:
             ctx = StepContext(self.spec.seed, step=first, device=self.program.device)
             if every and first % every == 0:
                 x = self.program.nodes[self.eval.augment].augment(x, ctx.generator(self.eval.augment))
-            segment = type(kernel)(self.kernel_name, chain_config(kernel.config, last - first),
-                                   {"energy": self.energy}, self.program.device)
-            x = segment(ctx, init=x)[type(kernel).outputs[0].name]
+            state, _ = kernel.chain(energy, x, attrs.evolve(kernel.config, steps=last - first),
+                                    ctx.generator(self.kernel_name), (self.energy,))
+            x = state.position
         return x
 
     def initial_states(self, n: int) -> torch.Tensor:

@@ -8,6 +8,8 @@ import torch
 
 from ebmgraph.engine.context import StepContext
 from ebmgraph.engine.program import Program
+from ebmgraph.nodes.mcmc.proposal import EnergyFunction
+from ebmgraph.nodes.posterior import posterior_energy
 
 
 @attrs.frozen
@@ -20,9 +22,13 @@ class LatentInference:
     sampler: str = "revised_x"
 
 
-def _with_steps(program: Program, name: str, steps: int):
-    node = program.nodes[name]
-    return type(node)(name, attrs.evolve(node.config, steps=steps), node.models, node.device)
+def _chain(kernel, energy: EnergyFunction, init: torch.Tensor, steps: int | None, ctx: StepContext
+           ) -> torch.Tensor:
+    """The states after ``steps`` (default: the kernel's own) of the kernel node's chain on ``energy``
+    from ``init``, drawing from the node's generator, with the node's models frozen."""
+    parameters = kernel.config if steps is None else attrs.evolve(kernel.config, steps=steps)
+    state, _ = kernel.chain(energy, init, parameters, ctx.generator(kernel.name), kernel.models.values())
+    return state.position
 
 
 def reconstruct(program: Program, x: torch.Tensor, mask: torch.Tensor | None = None, *, from_encoder: bool = True,
@@ -42,12 +48,13 @@ def reconstruct(program: Program, x: torch.Tensor, mask: torch.Tensor | None = N
             z0 = torch.randn((len(x), *generator.latent_shape), generator=ctx.generator(f"{seed_label}:z0"),
                              device=x.device)
         stages = {"inference": generator(z0)}
-    posterior = _with_steps(program, names.posterior, z_steps if z_steps is not None
-                            else program.nodes[names.posterior].config.steps)
-    z = posterior(ctx, x=observed, init=z0, mask=mask)["z"]
+    posterior = program.nodes[names.posterior]
+    energy = posterior_energy(posterior.models["generator"], observed.detach(), mask, posterior.models.get("prior"))
+    z = _chain(posterior, energy, z0, z_steps, ctx)
     with torch.no_grad():
         stages["posterior"] = generator(z)
     if x_steps != 0:
-        sampler = program.nodes[names.sampler] if x_steps is None else _with_steps(program, names.sampler, x_steps)
-        stages["revised"] = sampler(ctx, init=stages["posterior"])["x"]
+        sampler = program.nodes[names.sampler]
+        energy = sampler.sampled_energy(sampler.models["energy"])
+        stages["revised"] = _chain(sampler, energy, stages["posterior"], x_steps, ctx)
     return stages

@@ -6,7 +6,7 @@ from __future__ import annotations
 import attrs
 import torch
 
-from ebmgraph.nodes.kernels import frozen_parameters
+from ebmgraph.nodes.mcmc.freezing import frozen_parameters
 from ebmgraph.nodes.ports import LOSS, SAMPLE, Port, ShapeError, Value, model_ref
 from ebmgraph.nodes.node import AmortizedDraw, LossNode, Node, run_on_meta
 from ebmgraph.nodes.registry import NODES

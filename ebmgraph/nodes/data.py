@@ -8,9 +8,8 @@ points and ``test_split()`` the held-out split (``None`` for toys), both on the 
 from __future__ import annotations
 
 import abc
-import math
+import inspect
 import pickle
-from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,11 +18,10 @@ import numpy as np
 import torch
 
 from ebmgraph.errors import DataError
+from ebmgraph.nodes import toys
 from ebmgraph.nodes.ports import SAMPLE, Port, Value
 from ebmgraph.nodes.node import DataSource
 from ebmgraph.nodes.registry import NODES
-
-Sampler = Callable[..., torch.Tensor]
 
 
 def _batch_size():
@@ -34,126 +32,49 @@ def _reference_generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)
 
 
-# --- 2-D toy samplers: (n, generator, **params) -> float32 tensor (n, 2) on the generator's device ---
-
-def _rand(shape, generator: torch.Generator) -> torch.Tensor:
-    return torch.rand(shape, generator=generator, device=generator.device)
-
-
-def _randn(shape, generator: torch.Generator) -> torch.Tensor:
-    return torch.randn(shape, generator=generator, device=generator.device)
-
-
-def _randint(high: int, n: int, generator: torch.Generator) -> torch.Tensor:
-    return torch.randint(high, (n,), generator=generator, device=generator.device).float()
-
-
-def _polar(radius: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    return torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)
-
-
-def sample_eight_gaussians(n: int, generator: torch.Generator, *, scale: float = 2.83,
-                           noise: float = 0.35) -> torch.Tensor:
-    angle = _randint(8, n, generator) * (math.pi / 4)
-    return _polar(torch.full_like(angle, scale), angle) + noise * _randn((n, 2), generator)
-
-
-def sample_two_spirals(n: int, generator: torch.Generator, *, noise: float = 0.1) -> torch.Tensor:
-    turn = torch.sqrt(_rand(n, generator)) * 3 * math.pi
-    arm = torch.stack([-torch.cos(turn) * turn, torch.sin(turn) * turn], dim=1) + 0.5 * _rand((n, 2), generator)
-    side = 1 - 2 * _randint(2, n, generator)
-    return side[:, None] * arm / 3 + noise * _randn((n, 2), generator)
-
-
-def sample_checkerboard(n: int, generator: torch.Generator) -> torch.Tensor:
-    x1 = _rand(n, generator) * 4 - 2
-    x2 = _rand(n, generator) - 2 * _randint(2, n, generator) + torch.floor(x1) % 2
-    return torch.stack([x1, x2], dim=1) * 2
-
-
-def sample_rings(n: int, generator: torch.Generator, *, scale: float = 3.0, noise: float = 0.08) -> torch.Tensor:
-    radius = (_randint(4, n, generator) + 1) * (scale / 4)
-    angle = _rand(n, generator) * (2 * math.pi)
-    return _polar(radius, angle) + noise * _randn((n, 2), generator)
-
-
-def sample_moons(n: int, generator: torch.Generator, *, scale: float = 2.0, noise: float = 0.2) -> torch.Tensor:
-    angle = _rand(n, generator) * math.pi
-    upper = _randint(2, n, generator).bool()
-    x = torch.where(upper, torch.cos(angle), 1 - torch.cos(angle))
-    y = torch.where(upper, torch.sin(angle), 0.5 - torch.sin(angle))
-    center = torch.tensor([0.5, 0.25], device=generator.device)
-    return (torch.stack([x, y], dim=1) - center) * scale + noise * _randn((n, 2), generator)
-
-
-def sample_pinwheel(n: int, generator: torch.Generator, *, arms: int = 5, radial_std: float = 0.3,
-                    tangential_std: float = 0.1, rate: float = 0.25, scale: float = 2.0) -> torch.Tensor:
-    radial = 1 + radial_std * _randn(n, generator)
-    tangential = tangential_std * _randn(n, generator)
-    angle = _randint(arms, n, generator) * (2 * math.pi / arms) + rate * torch.exp(radial)
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    return scale * torch.stack([radial * cos - tangential * sin, radial * sin + tangential * cos], dim=1)
-
-
-# --- toy node types ---
+# --- 2-D toys ---
 
 @attrs.define
 class ToyConfig:
     batch_size: int = _batch_size()
 
 
-@attrs.define
-class EightGaussiansConfig(ToyConfig):
-    scale: float = 2.83
-    noise: float = 0.35
-
-
-@attrs.define
-class TwoSpiralsConfig(ToyConfig):
-    noise: float = 0.1
-
-
-@attrs.define
-class RingsConfig(ToyConfig):
-    scale: float = 3.0
-    noise: float = 0.08
-
-
-@attrs.define
-class MoonsConfig(ToyConfig):
-    scale: float = 2.0
-    noise: float = 0.2
-
-
-@attrs.define
-class PinwheelConfig(ToyConfig):
-    arms: int = attrs.field(default=5, validator=attrs.validators.gt(0))
-    radial_std: float = 0.3
-    tangential_std: float = 0.1
-    rate: float = 0.25
-    scale: float = 2.0
+def _toy_config(toy: type[toys.Toy]) -> type:
+    """A toy node's config: ``batch_size``, then the toy's parameters (types, defaults, validators)."""
+    fields = {f.name: attrs.field(default=f.default, validator=f.validator, type=f.type)
+              for f in attrs.fields(attrs.resolve_types(toy))}
+    return attrs.make_class(f"{toy.__name__}Config", fields, bases=(ToyConfig,), slots=True)
 
 
 class _Toy(DataSource):
-    """A 2-D toy distribution; fresh points are drawn every step. Config fields other than
-    ``batch_size`` are the keyword arguments of ``sampler``."""
+    """A 2-D toy distribution; fresh points are drawn every step. A subclass names its ``toy``
+    class, which gives the node its type name, its doc and its config: ``batch_size``, then the
+    toy's parameters."""
 
     outputs = (Port("x", SAMPLE, "a batch of 2-D points"),)
     sample_shape: ClassVar[tuple[int, ...]] = (2,)
-    sampler: ClassVar[Sampler]
+    toy: ClassVar[type[toys.Toy]]
 
-    def _sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        params = attrs.asdict(self.config, filter=lambda field, _: field.name != "batch_size")
-        return self.sampler(n, generator, **params)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.type_name, cls.Config = cls.toy.name, _toy_config(cls.toy)
+
+    @classmethod
+    def doc(cls) -> str:
+        return inspect.cleandoc(cls.toy.__doc__)
+
+    def __init__(self, name, config, models, device):
+        super().__init__(name, config, models, device)
+        self.distribution = self.toy(**{f.name: getattr(config, f.name) for f in attrs.fields(self.toy)})
 
     def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
         return {"x": Value(SAMPLE, (self.config.batch_size, *self.sample_shape))}
 
     def __call__(self, ctx) -> dict[str, torch.Tensor]:
-        return {"x": self._sample(self.config.batch_size, ctx.generator(self.name)).to(self.device)}
+        return {"x": self.distribution.sample(self.config.batch_size, ctx.generator(self.name)).to(self.device)}
 
     def reference(self, n: int) -> torch.Tensor:
-        return self._sample(n, _reference_generator())
+        return self.distribution.sample(n, _reference_generator())
 
     def test_split(self) -> None:
         return None
@@ -161,61 +82,32 @@ class _Toy(DataSource):
 
 @NODES.register
 class EightGaussians(_Toy):
-    """Eight gaussians (std ``noise``) with centers evenly spaced on a circle of radius ``scale``."""
-
-    type_name = "eight_gaussians"
-    Config = EightGaussiansConfig
-    sampler = staticmethod(sample_eight_gaussians)
+    toy = toys.EightGaussians
 
 
 @NODES.register
 class TwoSpirals(_Toy):
-    """Two interleaved spirals with gaussian noise of std ``noise``."""
-
-    type_name = "two_spirals"
-    Config = TwoSpiralsConfig
-    sampler = staticmethod(sample_two_spirals)
+    toy = toys.TwoSpirals
 
 
 @NODES.register
 class Checkerboard(_Toy):
-    """Uniform on the dark squares of a 4x4 checkerboard covering [-4, 4]^2."""
-
-    type_name = "checkerboard"
-    Config = ToyConfig
-    sampler = staticmethod(sample_checkerboard)
+    toy = toys.Checkerboard
 
 
 @NODES.register
 class Rings(_Toy):
-    """Four concentric rings, the outer of radius ``scale``, with gaussian noise of std ``noise``."""
-
-    type_name = "rings"
-    Config = RingsConfig
-    sampler = staticmethod(sample_rings)
+    toy = toys.Rings
 
 
 @NODES.register
 class Moons(_Toy):
-    """Two interleaving half circles (scikit-learn's moons) scaled by ``scale``, plus gaussian noise."""
-
-    type_name = "moons"
-    Config = MoonsConfig
-    sampler = staticmethod(sample_moons)
+    toy = toys.Moons
 
 
 @NODES.register
 class Pinwheel(_Toy):
-    """A pinwheel of ``arms`` curved arms; ``rate`` sets how fast they curl."""
-
-    type_name = "pinwheel"
-    Config = PinwheelConfig
-    sampler = staticmethod(sample_pinwheel)
-
-
-TOY_SAMPLERS: dict[str, Sampler] = {
-    cls.type_name: cls.sampler for cls in (EightGaussians, TwoSpirals, Checkerboard, Rings, Moons, Pinwheel)
-}
+    toy = toys.Pinwheel
 
 
 # --- finite data sets ---

@@ -8,11 +8,30 @@ import torch
 
 from ebmgraph.nodes.generators import standard_normal_log_density
 from ebmgraph.nodes.kernels import _Kernel
+from ebmgraph.nodes.mcmc.proposal import EnergyFunction
 from ebmgraph.nodes.ports import SAMPLE, Port, ShapeError, Value, model_ref
 from ebmgraph.nodes.registry import NODES
 
 LATENT_OUTPUT = (Port("z", SAMPLE, "latents after the last step (a constant for parameter learning)",
                       stop_gradient=True),)
+
+
+def posterior_energy(generator: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None,
+                     prior: torch.nn.Module | None = None) -> EnergyFunction:
+    """U(z) = -log p(x|z) - log p(z) per sample for observed ``x`` (the pixels where ``mask`` is 1),
+    plus E(z) for a latent energy ``prior`` (Dual-MCMC eq. 21, DAMC eq. 7 second line)."""
+    def energy(z: torch.Tensor) -> torch.Tensor:
+        value = -generator.log_joint(x, z, mask)
+        return value if prior is None else value + prior(z)
+    return energy
+
+
+def latent_prior_energy(energy: torch.nn.Module) -> EnergyFunction:
+    """U(z) = E(z) - log N(z; 0, I) per sample, up to a constant: the prior exp(-E(z)) N(z; 0, I)
+    (DAMC eq. 7, first line)."""
+    def prior_energy(z: torch.Tensor) -> torch.Tensor:
+        return energy(z) - standard_normal_log_density(z)
+    return prior_energy
 
 
 @NODES.register
@@ -42,19 +61,10 @@ class PosteriorLangevin(_Kernel):
             self.check_model_input("prior", "init", inputs["init"])
         return {"z": Value(SAMPLE, inputs["init"].shape)}
 
-    def energy(self, x: torch.Tensor, mask: torch.Tensor | None):
-        """U(z) per sample for observed ``x``."""
-        generator, prior = self.models["generator"], self.models.get("prior")
-
-        def posterior_energy(z: torch.Tensor) -> torch.Tensor:
-            value = -generator.log_joint(x, z, mask)
-            return value if prior is None else value + prior(z)
-        return posterior_energy
-
     def __call__(self, ctx, x: torch.Tensor, init: torch.Tensor, mask: torch.Tensor | None = None
                  ) -> dict[str, torch.Tensor]:
-        z, _ = self.langevin(ctx, init, self.energy(x.detach(), mask))
-        return {"z": z}
+        energy = posterior_energy(self.models["generator"], x.detach(), mask, self.models.get("prior"))
+        return {"z": self._sample(ctx, energy, init, end_energy=ctx.diagnostics_wanted).position}
 
 
 @NODES.register
@@ -72,10 +82,14 @@ class PriorLangevin(_Kernel):
         self.check_energy_input("init", inputs["init"])
         return {"z": Value(SAMPLE, inputs["init"].shape)}
 
+    @classmethod
+    def sampled_energy(cls, energy: torch.nn.Module) -> EnergyFunction:
+        """The energy ``chain`` follows when ``energy`` is bound to the energy port: E(z) + ||z||^2 / 2."""
+        return latent_prior_energy(energy)
+
     def prior_energy(self, z: torch.Tensor) -> torch.Tensor:
         """U(z) = E(z) - log N(z; 0, I) per sample, up to a constant."""
-        return self.models["energy"](z) - standard_normal_log_density(z)
+        return self.sampled_energy(self.models["energy"])(z)
 
     def __call__(self, ctx, init: torch.Tensor) -> dict[str, torch.Tensor]:
-        z, _ = self.langevin(ctx, init, self.prior_energy)
-        return {"z": z}
+        return {"z": self._sample(ctx, self.prior_energy, init, end_energy=ctx.diagnostics_wanted).position}

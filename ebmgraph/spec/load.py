@@ -3,24 +3,40 @@
 from __future__ import annotations
 
 import keyword
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
 from ebmgraph.errors import Diagnostic, GraphError
-from ebmgraph.nodes.catalog import MODELS, NODES, OPTIMIZERS
 from ebmgraph.spec.convert import describe, structure
 from ebmgraph.spec.overrides import apply_profile, apply_set
 from ebmgraph.spec.schema import (BINDING_KEYS, REQUIRED_SECTIONS, SECTIONS, EvalSpec, GraphSpec, ModelSpec,
                                   NodeSpec, OptimizerSpec, ScheduleSpec, TrainSpec)
-from ebmgraph.spec.source import Path_, Source, load_file, load_source
+from ebmgraph.spec.source import Path_, Source
 from ebmgraph.spec.suggest import did_you_mean, one_of
 
 
+class TypeTable(Protocol):
+    """Name -> type class (``type_name``, ``Config`` and, for nodes, ``inputs``)."""
+
+    def get(self, name: str) -> Any: ...
+
+    def names(self) -> list[str]: ...
+
+
+@attrs.frozen
+class Catalog:
+    """The node, model and optimizer types a graph file may name (given by a higher layer)."""
+
+    nodes: TypeTable
+    models: TypeTable
+    optimizers: TypeTable
+
+
 class _Loader:
-    def __init__(self, src: Source):
+    def __init__(self, src: Source, catalog: Catalog):
         self.src = src
+        self.catalog = catalog
         self.errors: list[Diagnostic] = []
 
     def error(self, path: Path_, message: str, *, key: bool = False) -> None:
@@ -72,8 +88,8 @@ class _Loader:
         return cls, config, {k: body[k] for k in extra if k in body}
 
     def node(self, body: Any, path: Path_) -> NodeSpec | None:
-        ports = _port_names(body.get("type")) if isinstance(body, dict) else ()
-        typed = self._typed(body, path, NODES, "node", ports)
+        ports = self._port_names(body.get("type")) if isinstance(body, dict) else ()
+        typed = self._typed(body, path, self.catalog.nodes, "node", ports)
         if typed is None:
             return None
         cls, config, wired = typed
@@ -86,12 +102,16 @@ class _Loader:
                 inputs[port] = ref
         return NodeSpec(type=cls.type_name, inputs=inputs, config=config)
 
+    def _port_names(self, type_name: Any) -> tuple[str, ...]:
+        cls = self.catalog.nodes.get(type_name) if isinstance(type_name, str) else None
+        return tuple(p.name for p in cls.inputs) if cls else ()
+
     def model(self, body: Any, path: Path_) -> ModelSpec | None:
-        typed = self._typed(body, path, MODELS, "model", ())
+        typed = self._typed(body, path, self.catalog.models, "model", ())
         return None if typed is None else ModelSpec(type=typed[0].type_name, config=typed[1])
 
     def optimizer(self, body: Any, path: Path_) -> OptimizerSpec | None:
-        typed = self._typed(body, path, OPTIMIZERS, "optimizer", BINDING_KEYS)
+        typed = self._typed(body, path, self.catalog.optimizers, "optimizer", BINDING_KEYS)
         if typed is None:
             return None
         cls, config, binding = typed
@@ -158,23 +178,10 @@ def _valid_name(name: Any) -> bool:
             and not name.startswith("_") and name not in RESERVED_NAMES)
 
 
-def _port_names(type_name: Any) -> tuple[str, ...]:
-    cls = NODES.get(type_name) if isinstance(type_name, str) else None
-    return tuple(p.name for p in cls.inputs) if cls else ()
-
-
-def resolve(src: Source, profile: str | None = None, overrides: tuple[str, ...] = ()) -> GraphSpec:
+def resolve(src: Source, catalog: Catalog, profile: str | None = None, overrides: tuple[str, ...] = ()) -> GraphSpec:
+    """Apply ``profile`` and ``overrides`` to ``src``, then structure every section against
+    ``catalog``; raises GraphError listing every problem."""
     applied = apply_profile(src, profile)
     for assignment in overrides:
         apply_set(src, assignment)
-    return _Loader(src).graph(applied)
-
-
-def load_graph(path: str | Path, profile: str | None = None, overrides: tuple[str, ...] = ()) -> GraphSpec:
-    """Read, override and structure a graph file; raises GraphError listing every problem."""
-    return resolve(load_file(path), profile, overrides)
-
-
-def loads_graph(text: str, file: str = "<string>", profile: str | None = None,
-                overrides: tuple[str, ...] = ()) -> GraphSpec:
-    return resolve(load_source(text, file), profile, overrides)
+    return _Loader(src, catalog).graph(applied)

@@ -1,4 +1,5 @@
-"""Checkpoints: models, optimizers (EMA copies are models), global RNG states and the step."""
+"""Checkpoints: models, optimizers (EMA copies are models), stateful nodes other than banks (banks go
+to HDF5), global RNG states and the step."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def save_checkpoint(run_dir: str | Path, program, step: int) -> None:
         "step": step,
         "models": {name: model.state_dict() for name, model in program.models.items()},
         "optimizers": program.updater.state_dict(),
+        "nodes": {name: node.state_dict() for name, node in program.stateful().items()},
         "torch_rng": torch.get_rng_state(),
     }
     with atomic_path(run_dir / CHECKPOINT) as temporary:
@@ -41,9 +43,12 @@ def load_models(run_dir: str | Path, models: dict[str, torch.nn.Module]) -> dict
 
 
 def load_checkpoint(run_dir: str | Path, program) -> int:
-    """Restore a program's models, optimizers, banks and RNG; return the number of completed steps."""
+    """Restore a program's models, optimizers, stateful nodes, banks and RNG; return the number of
+completed steps."""
     state = load_models(run_dir, program.models)
     program.updater.load_state_dict(state["optimizers"])
+    for name, node in program.stateful().items():
+        node.load_state_dict(state["nodes"][name])
     torch.set_rng_state(state["torch_rng"])
     load_banks(Path(run_dir) / BANKS, program.banks(), state["step"])
     return state["step"]

@@ -112,7 +112,7 @@ def _origin(run_dir: Path) -> dict:
 
 def _load_spec(run_dir: Path):
     """(GraphSpec or None, error text or None)."""
-    from ebmgraph.spec.load import load_graph
+    from ebmgraph.engine.load import load_graph
 
     try:
         return load_graph(run_dir / GRAPH_FILE), None

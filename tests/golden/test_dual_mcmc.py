@@ -8,7 +8,7 @@ import torch
 from captured_gradients import first_step
 from ebmgraph.engine.context import StepContext
 from ebmgraph.engine.program import Program
-from ebmgraph.spec.load import load_graph
+from ebmgraph.engine.load import load_graph
 
 # Spectral norm is off: its power iteration runs once per forward, a model detail outside eq. 17-21.
 TINY = ("data.batch_size=6", "models.energy.channels=4", "models.energy.spectral_norm=false", "models.generator.channels=4",

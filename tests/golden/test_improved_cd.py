@@ -10,7 +10,7 @@ import torch
 
 from ebmgraph.engine.context import StepContext
 from ebmgraph.engine.program import Program
-from ebmgraph.spec.load import load_graph
+from ebmgraph.engine.load import load_graph
 
 STEPS, STEP_SIZE, NOISE = 3, 40.0, 0.005
 # Gradient-norm clipping is off: it rescales the update after the gradient, an optimizer detail.

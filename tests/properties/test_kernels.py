@@ -14,7 +14,8 @@ from torch import nn
 from monte_carlo import ALPHA, ks_critical, ks_statistic, examples
 from ebmgraph.engine.context import StepContext
 from ebmgraph.nodes.energies import MLPEnergy, MLPEnergyConfig
-from ebmgraph.nodes.kernels import Langevin, LangevinConfig, Mala, MalaConfig, clip_gradient, energy_and_gradient
+from ebmgraph.nodes.kernels import Langevin, LangevinConfig, Mala, MalaConfig
+from ebmgraph.nodes.mcmc.proposal import clip_gradient, energy_and_gradient
 
 CPU = torch.device("cpu")
 

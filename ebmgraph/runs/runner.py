@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from ebmgraph.engine.program import Program
-from ebmgraph.engine.run_dir import write_evaluation
+from ebmgraph.runs.run_dir import write_evaluation
 from ebmgraph.errors import DivergenceError
 from ebmgraph.spec.dump import dumps
 from ebmgraph.spec.schema import GraphSpec

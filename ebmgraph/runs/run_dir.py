@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ebmgraph.engine.program import Program
 from ebmgraph.eval.protocol import Evaluation
-from ebmgraph.spec.load import load_graph
+from ebmgraph.engine.load import load_graph
 from ebmgraph.store.checkpoint import load_checkpoint
 from ebmgraph.store.run_files import EVAL_FILE, EVAL_LOG, EVAL_PNG, GRAPH_FILE, SAMPLES_DIR
 from ebmgraph.viz.grids import save_samples_png
