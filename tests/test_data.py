@@ -4,8 +4,9 @@ import torch
 
 from ebmgraph.engine.context import StepContext
 from ebmgraph.errors import DataError
-from ebmgraph.nodes.data import TOY_SAMPLERS, Cifar10, Digits, Npz
+from ebmgraph.nodes.data import Cifar10, Digits, Npz
 from ebmgraph.nodes.registry import NODES
+from ebmgraph.nodes.toys import TOY_TYPES
 
 CPU = torch.device("cpu")
 
@@ -31,7 +32,7 @@ def npz_file(tmp_path):
     return str(path)
 
 
-@pytest.mark.parametrize("type_name", sorted(TOY_SAMPLERS))
+@pytest.mark.parametrize("type_name", sorted(TOY_TYPES))
 def test_toy_batches(type_name):
     cls = NODES.get(type_name)
     node = make(cls, batch_size=16)

@@ -238,11 +238,9 @@ class _Checker:
                                            f"{did_you_mean(spec.energy, self.spec.models)}")
 
     def build_data(self, device: torch.device) -> DataSource:
-        """The data node, built once, with its samples read (their shape sizes the models)."""
+        """The data node, built once (its samples are read then; their shape sizes the models)."""
         try:
-            data = build_node("data", self.spec, {}, device)
-            data.sample_shape  # noqa: B018 (reads the data: a bad file is a located error here)
-            return data
+            return build_node("data", self.spec, {}, device)
         except DataError as error:
             self.error(("data",), str(error), key=True)
         self.raise_if_errors()

@@ -18,12 +18,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from ebmgraph.nodes.data import bundled_digits
+from ebmgraph.store.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +73,10 @@ class DigitsClassifier(nn.Module):
 
 # --- data ---
 
-@functools.lru_cache(maxsize=1)
-def digits_data():
-    """The ``digits`` data node (fixed train/test split, labels as ``train_labels``/``test_labels``)."""
-    from ebmgraph.nodes.data import Digits
-
-    return Digits("data", Digits.Config(), {}, torch.device("cpu"))
-
-
 def digits_splits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(train_images, train_labels, test_images, test_labels)`` on the CPU, images (N, 1, 8, 8)."""
-    data = digits_data()
-    return data._train, data.train_labels, data.test_split(), data.test_labels
+    """``(train_images, train_labels, test_images, test_labels)`` on the CPU, images (N, 1, 8, 8):
+    the ``digits`` data node's fixed split."""
+    return bundled_digits()
 
 
 # --- training ---
@@ -186,16 +180,10 @@ def _read(path: Path) -> DigitsClassifier | None:
 
 
 def _write(model: nn.Module, path: Path) -> None:
-    """Save the weights atomically: a unique temporary file beside ``path``, then ``os.replace``."""
+    """Save the weights atomically (other processes may be writing the same cache file)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                torch.save(model.state_dict(), file)
-            os.replace(temporary, path)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
+        with atomic_path(path) as temporary:
+            torch.save(model.state_dict(), temporary)
     except OSError as error:
         log.warning("cannot cache the digits classifier at %s (%s); it will be trained again next time",
                     path, error)

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ebmgraph.eval.digits_classifier import (classifier_features, digits_data, digits_splits,
-                                              load_classifier)
+from ebmgraph.eval.digits_classifier import classifier_features, digits_splits, load_classifier
+from ebmgraph.nodes.data import fixed_subset
 
 
 def _as_features(x, name: str) -> np.ndarray:
@@ -75,7 +75,7 @@ def digits_fd(samples: torch.Tensor) -> dict[str, float | int]:
     - ``fd_floor``: the test split vs the whole training split (1437 images): the distance between
       two finite samples of the true distribution;
     - ``fd_floor_matched``: the test split vs ``min(N, 1437)`` fixed training images
-      (``Digits.reference``): what a perfect sampler would score with this many samples. FD is
+      (the data node's ``reference``): what a perfect sampler would score with this many samples. FD is
       biased upwards for small sets (at N = 180 the bias is several times ``fd_floor``), so judge
       ``fd`` against this value;
     - ``n``: the number of samples N.
@@ -84,7 +84,7 @@ def digits_fd(samples: torch.Tensor) -> dict[str, float | int]:
     train, _, test, _ = digits_splits()
     samples_features = classifier_features(samples, model)
     test_features = classifier_features(test, model)
-    matched = digits_data().reference(max(len(samples_features), 2))
+    matched = fixed_subset(train, max(len(samples_features), 2))
     return {
         "fd": frechet_distance(samples_features, test_features),
         "fd_floor": frechet_distance(test_features, classifier_features(train, model)),

@@ -13,6 +13,7 @@ from ebmgraph.engine.program import Program
 from ebmgraph.nodes.catalog import MODELS
 from ebmgraph.nodes.noise import GaussianConfig, UniformConfig
 from ebmgraph.nodes.registry import DerivedModelType
+from ebmgraph.nodes.toys import TOY_TYPES
 
 EVAL_SEED_LABEL = "eval"
 
@@ -28,12 +29,10 @@ def evaluation_model(spec, name: str) -> str:
 def default_metrics(data, latent: bool = False) -> list[str]:
     """Every metric that applies to the data node: digits get fd and modes, 2-D toys the exact
     density metrics; every data set gets OOD detection, unless the energy is on latents."""
-    from ebmgraph.eval.density2d import TOY_LOG_DENSITIES
-
     metrics = []
     if data.type_name == "digits":
         metrics += ["fd", "modes"]
-    if data.type_name in TOY_LOG_DENSITIES:
+    if data.type_name in TOY_TYPES:
         metrics.append("density")
     return metrics + ([] if latent else ["ood"])
 
@@ -75,9 +74,7 @@ class Evaluation:
         ctx = self.context()
         if self.eval.source == "bank":
             bank = self.program.nodes[self.eval.bank or next(iter(self.program.banks()))]
-            index = torch.randperm(bank.size, generator=ctx.generator(f"{EVAL_SEED_LABEL}:bank"),
-                                   device=bank.device)[:n]
-            return bank.storage[index].float()
+            return bank.state_dict().draw(n, ctx.generator(f"{EVAL_SEED_LABEL}:bank"))
         return self.decoded(self.chains(self.initial_states(n), self.chain_steps(steps)))
 
     def decoded(self, states: torch.Tensor) -> torch.Tensor:
@@ -150,12 +147,11 @@ class Evaluation:
     def _density(self, samples):
         from ebmgraph.eval.density2d import Grid, evaluate_2d
 
-        params = {f.name: getattr(self.data.config, f.name) for f in attrs.fields(type(self.data.config))
-                  if f.name != "batch_size"}
-        e = self.eval
-        exact = evaluate_2d(self.data.type_name, params, Grid(e.low, e.high, e.grid), energy=self.energy)
+        toy, e = self.data.distribution, self.eval
+        params = attrs.asdict(toy)
+        exact = evaluate_2d(toy.name, params, Grid(e.low, e.high, e.grid), energy=self.energy)
         coarse = Grid(e.low, e.high, e.histogram_grid)
-        return {**exact, **evaluate_2d(self.data.type_name, params, coarse, samples=samples)}
+        return {**exact, **evaluate_2d(toy.name, params, coarse, samples=samples)}
 
     def _fid(self, samples):
         from ebmgraph.eval.inception import inception_fid

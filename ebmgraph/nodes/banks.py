@@ -8,6 +8,7 @@ from typing import Literal
 import attrs
 import torch
 
+from ebmgraph.nodes.bank_state import BankState
 from ebmgraph.nodes.ports import SAMPLE, Port, Value
 from ebmgraph.nodes.node import Bank
 from ebmgraph.nodes.registry import NODES
@@ -58,12 +59,7 @@ class ReplayBank(Bank):
 
     def __init__(self, name, config, models, device):
         super().__init__(name, config, models, device)
-        self.storage: torch.Tensor | None = None
-        self.age = torch.zeros(0, dtype=torch.long)
-        self.size = 0
-        self.seen = 0
-        self.pointer = 0
-        self.reinit_count = torch.zeros((), dtype=torch.long, device=device)
+        self.load_state_dict(BankState())
         self._drawn: torch.Tensor | None = None
 
     def _batch(self, like_shape: tuple[int, ...]) -> int:
@@ -149,16 +145,15 @@ class ReplayBank(Bank):
         self.size = min(c.capacity, self.seen)
         return _last_write_wins(positions)
 
-    def state_dict(self) -> dict:
-        return {"storage": self.storage, "age": self.age, "size": self.size, "seen": self.seen,
-                "pointer": self.pointer, "reinit_count": self.reinit_count}
+    def state_dict(self) -> BankState:
+        return BankState(storage=self.storage, age=self.age, size=self.size, seen=self.seen, pointer=self.pointer,
+                         reinit_count=self.reinit_count)
 
-    def load_state_dict(self, state: dict) -> None:
-        self.storage = state["storage"].to(self.device)
-        self.age = state["age"].to(self.device)
-        self.reinit_count = torch.as_tensor(state["reinit_count"], device=self.device)
-        for key in ("size", "seen", "pointer"):
-            setattr(self, key, int(state[key]))
+    def load_state_dict(self, state: BankState) -> None:
+        state = state.to(self.device)
+        self.storage, self.age = state.storage, state.age
+        self.size, self.seen, self.pointer = state.size, state.seen, state.pointer
+        self.reinit_count = torch.tensor(state.reinit_count, device=self.device)
 
 
 def _last_write_wins(positions: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ points and ``test_split()`` the held-out split (``None`` for toys), both on the 
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
 import pickle
 from pathlib import Path
@@ -30,6 +31,11 @@ def _batch_size():
 
 def _reference_generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)
+
+
+def fixed_subset(samples: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` of ``samples`` (all if there are fewer), the same ones every time."""
+    return samples[torch.randperm(len(samples), generator=_reference_generator())[:n]]
 
 
 # --- 2-D toys ---
@@ -116,7 +122,9 @@ class _Dataset(DataSource):
     """A finite data set: each step draws ``batch_size`` distinct training samples.
 
     Subclasses implement ``load`` (CPU tensors as stored) and may override ``to_samples``
-    (stored form -> float32 samples), so large sets can stay compact on the device.
+    (stored form -> float32 samples), so large sets can stay compact on the device. The data
+    are read when the node is built (once per graph: the engine builds each node once), so a bad
+    file is a DataError naming it before any step runs.
     """
 
     def __init__(self, name, config, models, device):
@@ -150,11 +158,24 @@ class _Dataset(DataSource):
 
     def reference(self, n: int) -> torch.Tensor:
         """``n`` fixed training samples (all of them if there are fewer)."""
-        index = torch.randperm(len(self._train), generator=_reference_generator())[:n]
-        return self.to_samples(self._train[index])
+        return self.to_samples(fixed_subset(self._train, n))
 
     def test_split(self) -> torch.Tensor | None:
         return None if self._test is None else self.to_samples(self._test)
+
+
+@functools.cache
+def bundled_digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """scikit-learn's digits as (train images, train labels, test images, test labels), images
+    (N, 1, 8, 8) in [-1, 1], with the fixed stratified split; read once per process."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = (digits.images[:, None] / 8 - 1).astype(np.float32)
+    train, test, train_labels, test_labels = train_test_split(
+        images, digits.target, test_size=0.2, random_state=0, stratify=digits.target)
+    return tuple(torch.from_numpy(a) for a in (train, train_labels, test, test_labels))
 
 
 @attrs.define
@@ -172,16 +193,8 @@ class Digits(_Dataset):
     outputs = (Port("x", SAMPLE, "a batch of 8x8 digit images in [-1, 1]"),)
 
     def load(self) -> tuple[torch.Tensor, torch.Tensor]:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-
-        digits = load_digits()
-        images = (digits.images[:, None] / 8 - 1).astype(np.float32)
-        train, test, train_labels, test_labels = train_test_split(
-            images, digits.target, test_size=0.2, random_state=0, stratify=digits.target)
-        self.train_labels = torch.from_numpy(train_labels)
-        self.test_labels = torch.from_numpy(test_labels)
-        return torch.from_numpy(train), torch.from_numpy(test)
+        train, self.train_labels, test, self.test_labels = bundled_digits()
+        return train, test
 
     def source(self) -> str:
         return "the digits data set"

@@ -18,8 +18,10 @@ from ebmgraph.nodes.registry import NODES
 
 
 class _Kernel(Kernel):
-    """Base of kernels: ``chain`` (``langevin_chain`` or ``mala_chain``) runs on a per-sample energy
-    of the state with every bound model frozen, drawing from the node's generator."""
+    """Base of kernels: ``chain`` (``langevin_chain`` or ``mala_chain``, called as
+    ``chain(energy, init, parameters, generator, frozen)``) runs on a per-sample energy of the
+    state with every bound model frozen, drawing from the node's generator; evaluation and
+    reconstruction call it directly."""
 
     Config = LangevinParameters
     chain: ClassVar = staticmethod(langevin_chain)
@@ -27,6 +29,7 @@ class _Kernel(Kernel):
                     stop_gradient=True),)
 
     def _gradient(self, energy: EnergyFunction, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """E(x) and the clipped gradient the chain moves along (its ``gradient`` hook)."""
         return clipped_energy_and_gradient(energy, x, self.config)
 
     def _sample(self, ctx, energy: EnergyFunction, init: torch.Tensor, **options):

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ebmgraph.engine.plan_record import plan_record
 from ebmgraph.engine.program import Program
 from ebmgraph.runs.run_dir import write_evaluation
 from ebmgraph.errors import DivergenceError
@@ -17,7 +18,7 @@ from ebmgraph.spec.dump import dumps
 from ebmgraph.spec.schema import GraphSpec
 from ebmgraph.store.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from ebmgraph import __version__
-from ebmgraph.store.run_files import GRAPH_FILE, METRICS_FILE, ORIGIN_FILE, SAMPLES_DIR, STEP_FILE
+from ebmgraph.store.run_files import GRAPH_FILE, METRICS_FILE, ORIGIN_FILE, PLAN_FILE, SAMPLES_DIR, STEP_FILE
 from ebmgraph.viz.grids import save_samples_png
 
 
@@ -77,6 +78,7 @@ class Runner:
                                          indent=2) + "\n")
         (self.run_dir / GRAPH_FILE).write_text(dumps(self.spec))
         (self.run_dir / STEP_FILE).write_text(self.program.source.text)
+        (self.run_dir / PLAN_FILE).write_text(json.dumps(plan_record(self.program.plan)) + "\n")
 
     def _save_samples(self, samples: torch.Tensor | None, completed: int) -> None:
         if samples is None:

@@ -1,5 +1,6 @@
-"""Banks in HDF5: one group per bank with chunked ``storage`` and ``age`` datasets; counters and the
-step they belong to as attributes."""
+"""Banks in HDF5: one group per bank holding its ``BankState``: the tensors as chunked datasets
+(``storage``, ``age``), the counters and the storage dtype as attributes; the checkpoint step they
+belong to as a file attribute."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from ebmgraph.errors import DataError
+from ebmgraph.nodes.bank_state import BankState
 from ebmgraph.store.atomic import atomic_path
 
 _STORED_AS = {torch.bfloat16: torch.float32}
@@ -35,18 +37,36 @@ def _write(path: Path, banks: dict, step: int) -> None:
     with h5py.File(path, "w") as f:
         f.attrs["step"] = step
         for name, bank in banks.items():
-            state = bank.state_dict()
-            group = f.create_group(name)
-            if state["storage"] is not None:
-                storage = state["storage"].detach().cpu()
-                group.attrs["dtype"] = str(storage.dtype).removeprefix("torch.")
-                storage = storage.to(_STORED_AS.get(storage.dtype, storage.dtype)).numpy()
-                chunk = (min(len(storage), 256), *storage.shape[1:]) if len(storage) else None
-                group.create_dataset("storage", data=storage, chunks=chunk)
-                group.create_dataset("age", data=state["age"].cpu().numpy())
-            for key in ("size", "seen", "pointer"):
-                group.attrs[key] = int(state[key])
-            group.attrs["reinit_count"] = int(state["reinit_count"])
+            _write_state(f.create_group(name), bank.state_dict())
+
+
+def _write_state(group: h5py.Group, state: BankState) -> None:
+    """Tensors as chunked datasets (none before the bank's first read), counters and the storage
+    dtype as attributes."""
+    if state.storage is not None:
+        group.attrs["dtype"] = state.dtype
+        for field in BankState.tensor_fields():
+            tensor = getattr(state, field.name).detach().cpu()
+            array = tensor.to(_STORED_AS.get(tensor.dtype, tensor.dtype)).numpy()
+            chunk = (min(len(array), 256), *array.shape[1:]) if len(array) else None
+            group.create_dataset(field.name, data=array, chunks=chunk)
+    for name, value in state.counters().items():
+        group.attrs[name] = value
+
+
+def _read_state(group: h5py.Group) -> BankState:
+    state = BankState(**{f.name: torch.from_numpy(np.asarray(group[f.name]))
+                         for f in BankState.tensor_fields() if f.name in group},
+                      **{f.name: group.attrs[f.name] for f in BankState.counter_fields()})
+    if state.storage is not None:
+        state.storage = state.storage.to(getattr(torch, group.attrs["dtype"]))
+    return state
+
+
+def read_bank_states(path: str | Path) -> tuple[int, dict[str, BankState]]:
+    """The checkpoint step of the bank file ``path`` and the state of each bank in it."""
+    with h5py.File(path, "r") as f:
+        return int(f.attrs["step"]), {name: _read_state(group) for name, group in f.items()}
 
 
 def _step_of(path: Path) -> int | None:
@@ -67,19 +87,15 @@ def load_banks(path: str | Path, banks: dict, step: int) -> None:
         raise DataError(f"no bank file for checkpoint step {step}: found {found or 'none'}; "
                         f"the run's checkpoint needs '{path}' to resume")
     path = candidates[0]
-    with h5py.File(path, "r") as f:
-        for name, bank in banks.items():
-            if name not in f:
-                raise DataError(f"bank file '{path}' has no bank '{name}' (it has: {', '.join(f)})")
-            group = f[name]
-            state = {key: int(group.attrs[key]) for key in ("size", "seen", "pointer", "reinit_count")}
-            if "storage" in group:
-                stored = (len(group["storage"]), group.attrs["dtype"])
-                expected = (bank.config.capacity, bank.config.dtype)
-                if stored != expected:
-                    raise DataError(f"bank file '{path}': bank '{name}' holds {stored[0]} items of {stored[1]} but "
-                                    f"the graph asks for capacity {expected[0]} of {expected[1]}")
-                dtype = getattr(torch, group.attrs["dtype"])
-                state["storage"] = torch.from_numpy(np.asarray(group["storage"])).to(dtype)
-                state["age"] = torch.from_numpy(np.asarray(group["age"]))
-                bank.load_state_dict(state)
+    _, states = read_bank_states(path)
+    for name, bank in banks.items():
+        if name not in states:
+            raise DataError(f"bank file '{path}' has no bank '{name}' (it has: {', '.join(states)})")
+        state = states[name]
+        if state.storage is not None:
+            stored = (len(state.storage), state.dtype)
+            expected = (bank.config.capacity, bank.config.dtype)
+            if stored != expected:
+                raise DataError(f"bank file '{path}': bank '{name}' holds {stored[0]} items of {stored[1]} but "
+                                f"the graph asks for capacity {expected[0]} of {expected[1]}")
+            bank.load_state_dict(state)

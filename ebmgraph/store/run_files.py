@@ -3,6 +3,7 @@
 GRAPH_FILE = "graph.yaml"
 ORIGIN_FILE = "origin.json"
 STEP_FILE = "step.py"
+PLAN_FILE = "plan.json"
 METRICS_FILE = "metrics.jsonl"
 EVAL_FILE = "eval.json"
 EVAL_LOG = "eval.jsonl"

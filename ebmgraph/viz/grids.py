@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.patches import Patch
 from matplotlib.figure import Figure
+
+from ebmgraph.store.atomic import atomic_path
 
 PAD_VALUE = 1.0
 FIGURE_INCHES = 6.0
@@ -107,13 +108,6 @@ def _limits(points: np.ndarray) -> np.ndarray:
 
 
 def _save_atomically(fig: Figure, path: Path) -> None:
-    """Render ``fig`` to a temporary file beside ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            fig.savefig(file, format="png", bbox_inches="tight", pad_inches=0.05)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Render ``fig`` as a PNG into ``path`` through ``atomic_path``."""
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary, format="png", bbox_inches="tight", pad_inches=0.05)

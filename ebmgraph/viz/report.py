@@ -19,7 +19,7 @@ from pathlib import Path
 import attrs
 
 from ebmgraph.store.atomic import atomic_path
-from ebmgraph.store.run_files import (EVAL_FILE, EVAL_LOG, EVAL_PNG, GRAPH_FILE, METRICS_FILE, ORIGIN_FILE,
+from ebmgraph.store.run_files import (EVAL_FILE, EVAL_LOG, EVAL_PNG, GRAPH_FILE, METRICS_FILE, ORIGIN_FILE, PLAN_FILE,
                                       SAMPLES_DIR)
 from ebmgraph.viz import plots
 
@@ -188,21 +188,26 @@ def _header(run_dir: Path, spec, spec_error: str | None, metrics: list[dict]) ->
             f"{_table(rows)}</header>")
 
 
+def _run_plan(run_dir: Path, spec):
+    """The step plan the run recorded (plan.json), or, for a run directory without one, the graph checked anew."""
+    from ebmgraph.engine.check import check_graph
+    from ebmgraph.engine.plan_record import plan_from_record
+
+    path = run_dir / PLAN_FILE
+    return plan_from_record(spec, json.loads(path.read_text())) if path.exists() else check_graph(spec)
+
+
 def _graph_section(report: _Report, spec, spec_error: str | None) -> None:
     if spec is None:
         report.add("graph", "Graph", _note(f"no drawing: {spec_error or GRAPH_FILE + ' not found'}"))
         return
+    from ebmgraph.viz.drawing import draw
+
     try:
-        from ebmgraph.engine.check import check_graph
-        from ebmgraph.viz.drawing import draw
-    except ImportError as error:
-        report.add("graph", "Graph", _note(f"no drawing: the graph drawing module is not available ({error})"))
-        return
-    try:
-        checked = check_graph(spec)
+        plan = _run_plan(report.run_dir, spec)
         with tempfile.TemporaryDirectory() as tmp:
             png_path = Path(tmp) / "graph.png"
-            draw(checked, str(png_path))
+            draw(plan, str(png_path))
             png = png_path.read_bytes()
     except Exception as error:  # the rest of the report does not depend on the drawing
         report.add("graph", "Graph", _note(f"no drawing: {type(error).__name__}: {error}"))
@@ -314,35 +319,25 @@ def _banks_section(report: _Report) -> None:
     if not path.exists():
         return
     try:
-        import h5py
-        import numpy as np
-        import torch
-
+        from ebmgraph.store.banks_h5 import read_bank_states
         from ebmgraph.viz.grids import save_samples_png
 
-        parts = []
-        with h5py.File(path, "r") as f:
-            parts.append(f'<p class="muted">{BANKS_FILE} at step {int(f.attrs.get("step", -1))}</p>')
-            for name, group in f.items():
-                attributes = {key: group.attrs[key] for key in ("size", "seen", "pointer", "reinit_count", "dtype")
-                              if key in group.attrs}
-                rows = [(key, value.item() if hasattr(value, "item") else value) for key, value in attributes.items()]
-                figures = []
-                size = int(attributes.get("size", 0))
-                if "storage" in group and size:
-                    storage = group["storage"]
-                    items = np.asarray(storage[:min(size, 64 if storage.ndim == 4 else 2000)], dtype=np.float32)
-                    with tempfile.TemporaryDirectory() as tmp:
-                        grid = Path(tmp) / "bank.png"
-                        save_samples_png(torch.from_numpy(items), grid, title=f"bank '{name}': first {len(items)} items")
-                        figures.append(report.plot(f"banks_h5_{name}_items", grid.read_bytes(), f"bank {name} items"))
-                if "age" in group and size:
-                    age = np.asarray(group["age"][:size], dtype=float)
-                    figures.append(report.plot(f"banks_h5_{name}_age_histogram", plots.histogram_panel(
-                        f"bank '{name}': age of the items", age, "age (steps since drawn as noise)"),
-                        f"bank {name} age histogram"))
-                parts.append(f"<h3>{html.escape(name)}</h3>{_table(rows)}"
-                             + (f'<div class="panels">{"".join(figures)}</div>' if figures else ""))
+        step, states = read_bank_states(path)
+        parts = [f'<p class="muted">{BANKS_FILE} at step {step}</p>']
+        for name, state in states.items():
+            rows = [*state.counters().items(), *([("dtype", state.dtype)] if state.dtype else [])]
+            figures = []
+            if state.storage is not None and state.size:
+                items = state.stored()[:64 if state.storage.ndim == 4 else 2000]
+                with tempfile.TemporaryDirectory() as tmp:
+                    grid = Path(tmp) / "bank.png"
+                    save_samples_png(items, grid, title=f"bank '{name}': first {len(items)} items")
+                    figures.append(report.plot(f"banks_h5_{name}_items", grid.read_bytes(), f"bank {name} items"))
+                figures.append(report.plot(f"banks_h5_{name}_age_histogram", plots.histogram_panel(
+                    f"bank '{name}': age of the items", state.stored_age().double().numpy(),
+                    "age (steps since drawn as noise)"), f"bank {name} age histogram"))
+            parts.append(f"<h3>{html.escape(name)}</h3>{_table(rows)}"
+                         + (f'<div class="panels">{"".join(figures)}</div>' if figures else ""))
         report.add("banks", "Replay banks", "\n".join(parts))
     except Exception as error:  # a damaged bank file must not cost the rest of the report
         report.add("banks", "Replay banks", _note(f"{BANKS_FILE} could not be read: {type(error).__name__}: {error}"))
