@@ -148,7 +148,8 @@ class AmortizedDraw(SampleSource):
 
 
 class Bank(SampleSource, Stateful):
-    """A delay element: read at the start of a step, its ``delay`` inputs written at the end."""
+    """A delay element: read at the start of a step, its ``delay`` inputs written at the end. Its
+    ``state_dict`` is a ``BankState`` (nodes/bank_state.py), the schema banks.h5 stores."""
 
     family = "bank"
 

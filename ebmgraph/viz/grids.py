@@ -50,7 +50,7 @@ def save_samples_png(samples: torch.Tensor, path: str | os.PathLike, title: str 
         raise ValueError(f"can only draw (N, C, H, W) images or (N, 2) points, found shape {tuple(samples.shape)}")
     if title:
         fig.axes[0].set_title(title)
-    _save_atomically(fig, Path(path))
+    save_figure(fig, Path(path))
 
 
 def _numpy(points: torch.Tensor) -> np.ndarray:
@@ -107,7 +107,7 @@ def _limits(points: np.ndarray) -> np.ndarray:
     return np.stack([low - margin, high + margin], axis=1)
 
 
-def _save_atomically(fig: Figure, path: Path) -> None:
+def save_figure(fig: Figure, path: Path) -> None:
     """Render ``fig`` as a PNG into ``path`` through ``atomic_path``."""
     with atomic_path(path) as temporary:
         fig.savefig(temporary, format="png", bbox_inches="tight", pad_inches=0.05)

@@ -11,7 +11,7 @@ import attrs
 import numpy as np
 import torch
 
-from ebmgraph.viz.grids import _figure, _finite_rows, _limits, _save_atomically, image_grid
+from ebmgraph.viz.grids import _figure, _finite_rows, _limits, save_figure, image_grid
 
 CHAIN_COLORS = "tab10"
 
@@ -71,7 +71,7 @@ def save_trajectory_png(evaluation, path: str | os.PathLike, steps: int, n: int 
         fig = _figure((8.0, 3.2))
         _energy_axes(fig.add_subplot(), trajectory)
     fig.suptitle(title, fontsize=10, y=1 - 0.12 / fig.get_figheight(), va="top")
-    _save_atomically(fig, path)
+    save_figure(fig, path)
     return path
 
 
