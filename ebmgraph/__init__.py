@@ -1,3 +1,5 @@
 """ebmgraph: energy-based model training algorithms as declarative dataflow graphs."""
 
-__version__ = "0.1.0"
+from ebmgraph.version import __version__
+
+__all__ = ["__version__"]

@@ -17,7 +17,7 @@ from ebmgraph.errors import DivergenceError
 from ebmgraph.spec.dump import dumps
 from ebmgraph.spec.schema import GraphSpec
 from ebmgraph.store.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from ebmgraph import __version__
+from ebmgraph.version import __version__
 from ebmgraph.store.run_files import GRAPH_FILE, METRICS_FILE, ORIGIN_FILE, PLAN_FILE, SAMPLES_DIR, STEP_FILE
 from ebmgraph.viz.grids import save_samples_png
 
