@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 from ebmgraph.errors import DataError, DivergenceError, GraphError, NodeError
@@ -24,7 +25,7 @@ def _load(args):
     overrides = list(args.overrides)
     if getattr(args, "steps", None) is not None:
         overrides.append(f"train.steps={args.steps}")
-    return load_graph(args.file, args.profile, tuple(overrides))
+    return load_graph(args.file, args.profile, tuple(overrides), tuple(args.plugins))
 
 
 def command_run(args) -> int:
@@ -38,7 +39,7 @@ def command_run(args) -> int:
                              f"({Path(args.resume) / GRAPH_FILE}); give no FILE or --profile (use --set to change it)")
         run_dir = Path(args.resume)
         overrides = tuple(args.overrides) + ((f"train.steps={args.steps}",) if args.steps is not None else ())
-        spec = load_graph(run_dir / GRAPH_FILE, None, overrides)
+        spec = load_graph(run_dir / GRAPH_FILE, None, overrides, tuple(args.plugins))
     else:
         if args.file is None:
             raise SystemExit("ebmgraph run: give a graph FILE, or --resume RUN_DIR")
@@ -74,11 +75,24 @@ def command_nodes(args) -> int:
     return 0
 
 
+def _weighted_run(text: str) -> tuple[Path, float]:
+    """RUN_DIR or RUN_DIR:WEIGHT."""
+    run, colon, weight = text.rpartition(":")
+    try:
+        return (Path(run), float(weight)) if colon else (Path(text), 1.0)
+    except ValueError:
+        return Path(text), 1.0
+
+
 def command_sample(args) -> int:
     from ebmgraph.runs.run_dir import sample_run
 
-    paths = sample_run(Path(args.run_dir), n=args.n, steps=args.steps, out=args.out, device=args.device,
-                       trajectory=args.trajectory)
+    runs = ([(Path(args.run_dir), 1.0)] if args.run_dir else []) + [_weighted_run(e) for e in args.energies]
+    if not runs:
+        raise SystemExit("ebmgraph sample: give a RUN_DIR, or --energy RUN_DIR[:WEIGHT] (repeatable)")
+    (first, weight), others = runs[0], runs[1:]
+    paths = sample_run(first, n=args.n, steps=args.steps, out=args.out, device=args.device,
+                       trajectory=args.trajectory, weight=weight, compose=others)
     print("\n".join(map(str, paths)))
     return 0
 
@@ -110,6 +124,10 @@ def command_eval(args) -> int:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="ebmgraph", description="EBM training algorithms as dataflow graphs.")
+    root.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_FILE",
+                      help="import a module or .py file that registers node and model types (runs that code; "
+                           "repeatable); a run records its plugins")
+    root.add_argument("--debug", action="store_true", help="print the full traceback of an error")
     sub = root.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train a graph")
@@ -146,7 +164,10 @@ def parser() -> argparse.ArgumentParser:
     nodes.set_defaults(handler=command_nodes)
 
     sample = sub.add_parser("sample", help="draw fresh chains from a trained run's energy; write a PNG")
-    sample.add_argument("run_dir")
+    sample.add_argument("run_dir", nargs="?", help="the run whose energy, kernel and initial states are used")
+    sample.add_argument("--energy", dest="energies", action="append", default=[], metavar="RUN_DIR[:WEIGHT]",
+                        help="add WEIGHT (default 1) times this run's energy: the chains sample the weighted sum "
+                             "of the energies (a product of experts) with the first run's kernel (repeatable)")
     sample.add_argument("--n", type=int, help="number of chains (default: eval.n)")
     sample.add_argument("--steps", type=int, help="Langevin steps (default: eval.steps or the kernel's)")
     sample.add_argument("--out", help="PNG path (default: RUN_DIR/samples/fresh_<K>steps.png)")
@@ -164,28 +185,43 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _import_plugins(entries: list[str]) -> None:
+    """Plugins given with --plugin, imported before any command (so every graph may use them)."""
+    from ebmgraph.engine.plugins import PluginError, import_plugin
+
+    for entry in entries:
+        try:
+            import_plugin(str(Path(entry).resolve()) if entry.endswith(".py") else entry)
+        except PluginError as error:
+            raise DataError(f"--plugin {entry}: {error}") from error
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        _import_plugins(args.plugins)
         return args.handler(args)
-    except GraphError as error:
-        print(error, file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except NodeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_NODE_FAILED
-    except DivergenceError as error:
-        print(f"diverged: {error}", file=sys.stderr)
-        return EXIT_DIVERGED
+    except (GraphError, DataError, NodeError, DivergenceError) as error:
+        if args.debug:
+            traceback.print_exception(error.__cause__ or error, file=sys.stderr)
+        return _report(error)
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is kept", file=sys.stderr)
         return 130
     except BrokenPipeError:
         sys.stdout = None  # output was cut short by a closed pipe (e.g. `| head`): nothing more to say
         return 0
+
+
+_EXITS = ((GraphError, "{}", EXIT_BAD_INPUT), (DataError, "error: {}", EXIT_BAD_INPUT),
+          (NodeError, "error: {}", EXIT_NODE_FAILED), (DivergenceError, "diverged: {}", EXIT_DIVERGED))
+
+
+def _report(error: Exception) -> int:
+    """Print ``error`` as the command's last word; return the exit code for its kind."""
+    form, code = next((form, code) for kind, form, code in _EXITS if isinstance(error, kind))
+    print(form.format(error), file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

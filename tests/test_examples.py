@@ -4,6 +4,7 @@ import importlib.util
 import math
 from pathlib import Path
 
+import ebmgraph
 from ebmgraph.runs.runner import Runner
 from ebmgraph.engine.load import load_graph
 
@@ -42,3 +43,19 @@ def test_masks_hide_what_they_say():
     assert make_mask("M4", (2, 1, 8, 8), generator).sum() == 2 * (64 - 16)
     hidden = 1 - make_mask("R30", (400, 1, 8, 8), generator).mean()
     assert abs(hidden - 0.3) < 5 * math.sqrt(0.3 * 0.7 / (400 * 64))
+
+
+def test_python_graph_is_short_run_built_in_python():
+    built, from_file = _example("python_graph").build(), ebmgraph.load("graphs/short_run.yaml")
+    built.update({"name": from_file.name, "paper": from_file.paper, "train": from_file.get("train")})
+    assert built.spec == from_file.spec
+    assert built.to_yaml() == from_file.to_yaml()
+
+
+def test_python_graph_checks_draws_trains_and_evaluates(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    evaluation = _example("python_graph").main([str(run_dir), "--steps", "2", "--tiny"])
+    assert evaluation["step"] == 2 and math.isfinite(evaluation["metrics"]["fd"])
+    assert (run_dir / "graph.png").stat().st_size > 0 and (run_dir / "samples" / "fresh_3steps.png").exists()
+    assert [record["step"] for record in ebmgraph.open_run(run_dir).metrics] == [2]  # the last step is logged
+    assert f"fresh chains: {run_dir / 'samples' / 'fresh_3steps.png'}" in capsys.readouterr().out

@@ -19,6 +19,7 @@ from ebmgraph.cli import main
 from ebmgraph.engine.check import check_graph
 from ebmgraph.errors import GraphError
 from ebmgraph.engine.load import load_graph
+from ebmgraph.nodes.catalog import MODELS, NODES
 from ebmgraph.spec.schema import TrainSpec
 from ebmgraph.spec.suggest import one_of
 
@@ -26,7 +27,7 @@ DIR = os.path.relpath(Path(__file__).parent / "broken_graphs")
 
 LANGEVIN_KEYS = ("'clamp', 'clip_grad_norm', 'clip_grad_value', 'differentiable', 'energy', 'epsilon', 'eta', "
                  "'init', 'noise', 'step_size', 'steps', 'temperature', 'type'")
-SECTIONS = ("'data', 'eval', 'losses', 'models', 'name', 'nodes', 'optimizers', 'paper', 'profiles', 'schedule', "
+SECTIONS = ("'data', 'eval', 'losses', 'models', 'name', 'nodes', 'optimizers', 'paper', 'plugins', 'profiles', 'schedule', "
             "'seed', 'train'")
 TRAIN_KEYS = one_of(f.name for f in attrs.fields(TrainSpec))
 
@@ -71,9 +72,11 @@ CASES = [
          ":11:5: nodes.negatives.stpes: unknown key 'stpes' for node type 'langevin' (did you mean 'steps'?); "
          f"expected one of {LANGEVIN_KEYS}"),
     case("unknown_node_type.yaml",
-         ":8:11: nodes.negatives.type: unknown node type 'langevn' (did you mean 'langevin'?)"),
+         ":8:11: nodes.negatives.type: unknown node type 'langevn' (did you mean 'langevin'?); "
+         "node types: <NODE TYPES> (plugins add more)"),
     case("unknown_model_type.yaml",
-         ":4:18: models.energy.type: unknown model type 'conv_enrgy' (did you mean 'conv_energy'?)"),
+         ":4:18: models.energy.type: unknown model type 'conv_enrgy' (did you mean 'conv_energy'?); "
+         "model types: <MODEL TYPES> (plugins add more)"),
     case("bank_write_choice.yaml",
          ":6:81: nodes.bank.write: expected one of 'back', 'fifo', 'reservoir', found 'fif' (a string) "
          "(did you mean 'fifo'?)"),
@@ -175,7 +178,11 @@ def _params(cases: list[Case]) -> list:
 def test_broken_graph_message(c: Case):
     with pytest.raises(GraphError) as error:
         check_graph(load_graph(c.path, profile=c.profile, overrides=c.overrides))
-    assert str(error.value) == c.expected
+    registered = {"<NODE TYPES>": one_of(NODES.names()), "<MODEL TYPES>": one_of(MODELS.names())}  # now, plugins included
+    expected = c.expected
+    for token, names in registered.items():
+        expected = expected.replace(token, names)
+    assert str(error.value) == expected
 
 
 def test_table_covers_every_broken_graph_file():

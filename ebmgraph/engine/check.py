@@ -14,7 +14,7 @@ from ebmgraph.engine.plan import Edge, StepPlan, is_energy_kernel
 from ebmgraph.engine.schedule import schedule
 from ebmgraph.nodes.catalog import NODES
 from ebmgraph.nodes.ports import LOSS, Port, ShapeError, Value, model_ref
-from ebmgraph.nodes.node import Augmentation, Bank, DataSource, LossNode, Node
+from ebmgraph.nodes.node import Augmentation, Bank, DataSource, LossNode, Node, defined_at
 from ebmgraph.spec.schema import GraphSpec
 from ebmgraph.spec.suggest import did_you_mean, one_of
 
@@ -143,6 +143,33 @@ class _Checker:
                 self.error(("schedule", "phases"), f"optimizer '{name}' is in no phase of the schedule")
         return [(list(p.optimizers), p.repeat) for p in phases]
 
+    def check_gradient_paths(self) -> None:
+        """Each loss of an optimizer must depend, along edges that carry gradients (not from a
+        stop-gradient port, not delayed), on a node that uses one of the optimizer's models."""
+        carrying = nx.DiGraph()
+        carrying.add_nodes_from(self.nodes)
+        carrying.add_edges_from((e.source, e.target) for e in self.edges if not e.delay and not self._stops(e))
+        for name, opt in self.spec.optimizers.items():
+            for index, loss in enumerate(opt.losses):
+                if loss not in self.nodes:
+                    continue
+                upstream = nx.ancestors(carrying, loss) | {loss}
+                if not any(self._uses(node) & set(opt.models) for node in upstream):
+                    self.error(("optimizers", name, "losses", index),
+                               f"loss '{loss}' has no gradient path to the models of optimizer '{name}' "
+                               f"({', '.join(opt.models)}): no node it depends on through gradient-carrying edges "
+                               "uses them (kernel samples are constants; bind the loss to the optimizer of a model "
+                               "it evaluates)")
+
+    def _stops(self, edge: Edge) -> bool:
+        outputs = NODES.get(self.nodes[edge.source].type).outputs
+        return any(p.name == edge.source_port and p.stop_gradient for p in outputs)
+
+    def _uses(self, node: str) -> set[str]:
+        """The models bound to the node's model ports."""
+        cls = NODES.get(self.nodes[node].type)
+        return {self.nodes[node].inputs[p.name] for p in cls.model_inputs() if p.name in self.nodes[node].inputs}
+
     def order(self, graph: nx.DiGraph) -> list[str]:
         try:
             cycle = nx.find_cycle(graph)
@@ -169,6 +196,8 @@ class _Checker:
                            f"shape mismatch: node '{feeder.source}' gives {inputs[error.port].describe()} to input "
                            f"'{error.port}' of node '{name}': {error.detail}")
                 continue
+            if not self.check_inferred(name, outputs):
+                continue
             values.update({(name, port): value for port, value in outputs.items()})
         for edge in self.edges:
             if edge.delay and (edge.source, edge.source_port) in values:
@@ -180,6 +209,21 @@ class _Checker:
                                f"shape mismatch: node '{edge.source}' writes {written.describe()} into bank "
                                f"'{edge.target}', which holds {held.describe()}")
         return values
+
+    def check_inferred(self, name: str, outputs: dict) -> bool:
+        """``infer`` must give exactly the declared outputs, each a Value of the declared type."""
+        cls = NODES.get(self.nodes[name].type)
+        declared = {port.name: port.type for port in cls.outputs}
+        given = {port: getattr(value, "type", None) for port, value in outputs.items()}
+        if given == declared:
+            return True
+        problems = [f"misses output '{port}'" for port in declared if port not in given]
+        problems += [f"gives undeclared output '{port}'" for port in given if port not in declared]
+        problems += [f"gives output '{port}' as {given[port] or type(outputs[port]).__name__}, declared "
+                     f"{declared[port]}" for port in declared if port in given and given[port] != declared[port]]
+        self.error(self.spec.node_path(name), f"node '{name}' ({cls.type_name}, defined at {defined_at(cls)}): "
+                                              f"infer {'; '.join(problems)}", key=True)
+        return False
 
     def samples(self, order: list[str]) -> tuple[str, str] | None:
         ref = self.spec.train.samples
@@ -275,6 +319,8 @@ class _Checker:
         graph.add_nodes_from(self.nodes)
         graph.add_edges_from((e.source, e.target) for e in self.edges if not e.delay)
         order = self.order(graph)
+        self.raise_if_errors()
+        self.check_gradient_paths()
         self.raise_if_errors()
         data = self.build_data(device)
         models = self.build_models(device, data.sample_shape)

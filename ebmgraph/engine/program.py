@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import linecache
 import traceback
 import types
@@ -70,8 +71,17 @@ class Program:
                 raise
             node_type = self.spec.all_nodes()[node].type
             raise NodeError(f"{node_location(self.plan, node)}: node '{node}' ({node_type}) failed at step {step + 1}: "
-                            f"{type(error).__name__}: {error}") from error
+                            f"{type(error).__name__}: {error}{self._plugin_line(node, error)}") from error
         return losses, samples, ctx
+
+    def _plugin_line(self, node: str, error: BaseException) -> str:
+        """For a node type from a plugin, where in the plugin's own file the error arose."""
+        cls = type(self.nodes[node])
+        if cls.__module__.split(".")[0] == "ebmgraph":
+            return ""
+        source = inspect.getsourcefile(cls)
+        own = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == source]
+        return f" (at {own[-1].filename}:{own[-1].lineno}, in {own[-1].name})" if own else ""
 
     def _failing_node(self, error: BaseException) -> str | None:
         frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == self.filename]

@@ -26,10 +26,11 @@ def evaluation_model(spec, name: str) -> str:
     return name
 
 
-def default_metrics(data, latent: bool = False) -> list[str]:
-    """Every metric that applies to the data node: digits get fd and modes, 2-D toys the exact
-    density metrics; every data set gets OOD detection, unless the energy is on latents."""
-    metrics = []
+def default_metrics(data, latent: bool = False, classifier: bool = False) -> list[str]:
+    """Every metric that applies to the data node: test accuracy for a ``classifier`` energy (one
+    with logits) on data with test labels, fd and modes for digits, the exact density metrics for
+    2-D toys; every data set gets OOD detection, unless the energy is on latents."""
+    metrics = ["accuracy"] if classifier and getattr(data, "test_labels", None) is not None else []
     if data.type_name == "digits":
         metrics += ["fd", "modes"]
     if data.type_name in TOY_TYPES:
@@ -40,7 +41,8 @@ def default_metrics(data, latent: bool = False) -> list[str]:
 class Evaluation:
     """Draws evaluation samples and computes metrics for a Program (trained or restored)."""
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, energy: tuple[str, torch.nn.Module] | None = None):
+        """``energy`` (name, module) replaces the evaluation energy (e.g. a composition of runs)."""
         self.program = program
         self.spec = program.spec
         self.eval = program.spec.eval
@@ -49,6 +51,9 @@ class Evaluation:
         self.kernel_name = self.eval.kernel or (kernels[0] if kernels else None)
         source = self.eval.energy or self._kernel_energy()
         self.energy_name = evaluation_model(self.spec, source) if source else None
+        self._energy = None
+        if energy is not None:
+            self.energy_name, self._energy = energy
 
     def _kernel_energy(self) -> str | None:
         if self.kernel_name is None:
@@ -57,7 +62,7 @@ class Evaluation:
 
     @property
     def energy(self) -> torch.nn.Module:
-        return self.program.models[self.energy_name]
+        return self._energy if self._energy is not None else self.program.models[self.energy_name]
 
     def context(self) -> StepContext:
         return StepContext(self.spec.seed, step=0, device=self.program.device)
@@ -126,13 +131,23 @@ class Evaluation:
             return -self.energy(x.to(self.program.device)).float().cpu()
 
     def metrics(self, samples: torch.Tensor) -> dict:
+        classifier = self.energy_name is not None and hasattr(self.energy, "logits")
         wanted = (self.eval.metrics if self.eval.metrics is not None
-                  else default_metrics(self.data, latent=self.eval.decode is not None))
+                  else default_metrics(self.data, latent=self.eval.decode is not None, classifier=classifier))
         samples = samples.detach().float().cpu()
         out: dict = {}
         for metric in wanted:
             out.update(getattr(self, f"_{metric}")(samples))
         return out
+
+    def _accuracy(self, samples):
+        from ebmgraph.eval.accuracy import classification_accuracy
+
+        labels = getattr(self.data, "test_labels", None)
+        if not hasattr(self.energy, "logits") or labels is None:
+            raise ValueError(f"metric 'accuracy' needs a classifier energy (one with logits, e.g. conv_classifier) and "
+                             f"data with test labels; energy '{self.energy_name}' on data '{self.data.type_name}'")
+        return {"accuracy": classification_accuracy(self.energy, self.data.test_split(), labels, self.program.device)}
 
     def _fd(self, samples):
         from ebmgraph.eval.frechet import digits_fd

@@ -1,8 +1,11 @@
 """Data sources: 2-D toy distributions, scikit-learn digits, CIFAR-10 and user ``.npz`` files.
 
-Every source has one output ``x`` with a batch of samples drawn with the node's own generator,
+Every source has an output ``x`` with a batch of samples drawn with the node's own generator,
 so a (seed, step) pair always gives the same batch. ``reference(n)`` gives ``n`` fixed training
-points and ``test_split()`` the held-out split (``None`` for toys), both on the CPU.
+points and ``test_split()`` the held-out split (``None`` for toys), both on the CPU. Finite data
+sets also have an output ``y``: the class labels of the same batch (drawn with the same index, no
+extra random numbers), and ``train_labels``/``test_labels`` on the CPU (``None`` without labels).
+Toys have no labels.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch
 
 from ebmgraph.errors import DataError
 from ebmgraph.nodes import toys
-from ebmgraph.nodes.ports import SAMPLE, Port, Value
+from ebmgraph.nodes.ports import LABEL, SAMPLE, Port, Value
 from ebmgraph.nodes.node import DataSource
 from ebmgraph.nodes.registry import NODES
 
@@ -118,14 +121,23 @@ class Pinwheel(_Toy):
 
 # --- finite data sets ---
 
-class _Dataset(DataSource):
-    """A finite data set: each step draws ``batch_size`` distinct training samples.
+def _labels_port(doc: str) -> Port:
+    return Port("y", LABEL, f"the class labels of the batch x, int64 of shape (batch,){doc}")
 
-    Subclasses implement ``load`` (CPU tensors as stored) and may override ``to_samples``
-    (stored form -> float32 samples), so large sets can stay compact on the device. The data
-    are read when the node is built (once per graph: the engine builds each node once), so a bad
-    file is a DataError naming it before any step runs.
+
+class _Dataset(DataSource):
+    """A finite data set: each step draws ``batch_size`` distinct training samples and their labels.
+
+    Subclasses implement ``load`` (CPU tensors as stored; it sets ``train_labels`` and
+    ``test_labels`` where the data have labels) and may override ``to_samples`` (stored form ->
+    float32 samples), so large sets can stay compact on the device. The data are read when the
+    node is built (once per graph: the engine builds each node once), so a bad file is a DataError
+    naming it before any step runs. Without labels, ``infer`` gives ``y`` no shape, so a graph
+    that wires it fails its check (``ports.label_shape``).
     """
+
+    train_labels: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
 
     def __init__(self, name, config, models, device):
         super().__init__(name, config, models, device)
@@ -135,6 +147,7 @@ class _Dataset(DataSource):
                             f"fewer than batch_size {config.batch_size}")
         self.sample_shape: tuple[int, ...] = tuple(self._train.shape[1:])
         self._train_on_device = self._train.to(device)
+        self._labels_on_device = None if self.train_labels is None else self.train_labels.to(device, torch.int64)
 
     @abc.abstractmethod
     def load(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -148,13 +161,16 @@ class _Dataset(DataSource):
         return stored
 
     def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
-        return {"x": Value(SAMPLE, (self.config.batch_size, *self.sample_shape))}
+        batch = self.config.batch_size
+        return {"x": Value(SAMPLE, (batch, *self.sample_shape)),
+                "y": Value(LABEL, None if self.train_labels is None else (batch,))}
 
     def __call__(self, ctx) -> dict[str, torch.Tensor]:
         generator = ctx.generator(self.name)
         index = torch.randperm(len(self._train), generator=generator, device=generator.device)
-        batch = self._train_on_device[index[: self.config.batch_size].to(self.device)]
-        return {"x": self.to_samples(batch)}
+        index = index[: self.config.batch_size].to(self.device)
+        batch = {"x": self.to_samples(self._train_on_device[index])}
+        return batch if self._labels_on_device is None else {**batch, "y": self._labels_on_device[index]}
 
     def reference(self, n: int) -> torch.Tensor:
         """``n`` fixed training samples (all of them if there are fewer)."""
@@ -190,7 +206,7 @@ class Digits(_Dataset):
 
     type_name = "digits"
     Config = DigitsConfig
-    outputs = (Port("x", SAMPLE, "a batch of 8x8 digit images in [-1, 1]"),)
+    outputs = (Port("x", SAMPLE, "a batch of 8x8 digit images in [-1, 1]"), _labels_port(", digits 0-9"))
 
     def load(self) -> tuple[torch.Tensor, torch.Tensor]:
         train, self.train_labels, test, self.test_labels = bundled_digits()
@@ -206,24 +222,36 @@ class NpzConfig:
     key: str = "x"
     batch_size: int = _batch_size()
     test_key: str | None = None
+    label_key: str = "y"
+    test_label_key: str | None = None
 
 
 @NODES.register
 class Npz(_Dataset):
     """Samples stored in a numpy ``.npz`` file: array ``key`` (samples along the first axis) for
-    training and optionally ``test_key`` for testing, used as stored (as float32)."""
+    training and optionally ``test_key`` for testing, used as stored (as float32). Integer class
+    labels, one per sample, come from array ``label_key`` (no labels if the file has no such
+    array, or if it is the samples' ``key``) and ``test_label_key`` (with ``test_key``)."""
 
     type_name = "npz"
     Config = NpzConfig
-    outputs = (Port("x", SAMPLE, "a batch of samples from the file"),)
+    outputs = (Port("x", SAMPLE, "a batch of samples from the file"),
+               _labels_port(" (only if the file has the array 'label_key')"))
 
     def load(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        c = self.config
+        if c.test_label_key is not None and c.test_key is None:
+            raise DataError(f"{self.source()}: test_label_key '{c.test_label_key}' needs test_key")
         with self._open() as archive:
-            train = self._read(archive, self.config.key)
-            test = None if self.config.test_key is None else self._read(archive, self.config.test_key)
+            train = self._read(archive, c.key)
+            test = None if c.test_key is None else self._read(archive, c.test_key)
+            if c.label_key in archive.files and c.label_key != c.key:
+                self.train_labels = self._read_labels(archive, c.label_key, len(train))
+            if c.test_label_key is not None:
+                self.test_labels = self._read_labels(archive, c.test_label_key, len(test))
         if test is not None and test.shape[1:] != train.shape[1:]:
-            raise DataError(f"{self.source()}: samples of '{self.config.test_key}' have shape {test.shape[1:]}, "
-                            f"but those of '{self.config.key}' have shape {train.shape[1:]}")
+            raise DataError(f"{self.source()}: samples of '{c.test_key}' have shape {test.shape[1:]}, "
+                            f"but those of '{c.key}' have shape {train.shape[1:]}")
         return torch.from_numpy(train), None if test is None else torch.from_numpy(test)
 
     def source(self) -> str:
@@ -241,13 +269,7 @@ class Npz(_Dataset):
         return archive
 
     def _read(self, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
-        if key not in archive.files:
-            raise DataError(f"{self.source()} has no array '{key}' (it has: {', '.join(archive.files) or 'none'})")
-        where = f"array '{key}' in {self.source()}"
-        try:
-            array = archive[key]
-        except ValueError:
-            raise DataError(f"{where} is not numeric (it holds Python objects)") from None
+        array, where = self._array(archive, key)
         if array.dtype.kind not in "biuf":
             raise DataError(f"{where} is not numeric (dtype {array.dtype})")
         if array.size == 0:
@@ -258,6 +280,27 @@ class Npz(_Dataset):
         if not np.isfinite(array).all():
             raise DataError(f"{where} contains NaN or infinite values")
         return array
+
+    def _read_labels(self, archive: np.lib.npyio.NpzFile, key: str, n: int) -> torch.Tensor:
+        """Array ``key`` as int64 class labels for ``n`` samples: integers >= 0, shape (n,)."""
+        array, where = self._array(archive, key)
+        if array.dtype.kind not in "iu":
+            raise DataError(f"{where} holds labels, which must be integers (found dtype {array.dtype})")
+        if array.shape != (n,):
+            raise DataError(f"{where} has shape {array.shape}; expected one label per sample, shape ({n},)")
+        if array.min() < 0:
+            raise DataError(f"{where} holds a negative label ({array.min()}); labels are class indices 0, 1, ...")
+        return torch.from_numpy(array.astype(np.int64))
+
+    def _array(self, archive: np.lib.npyio.NpzFile, key: str) -> tuple[np.ndarray, str]:
+        """Array ``key`` of the archive and how error messages name it."""
+        if key not in archive.files:
+            raise DataError(f"{self.source()} has no array '{key}' (it has: {', '.join(archive.files) or 'none'})")
+        where = f"array '{key}' in {self.source()}"
+        try:
+            return archive[key], where
+        except ValueError:
+            raise DataError(f"{where} is not numeric (it holds Python objects)") from None
 
 
 def _cifar10_hint(root: str) -> str:
@@ -278,7 +321,7 @@ class Cifar10(_Dataset):
 
     type_name = "cifar10"
     Config = Cifar10Config
-    outputs = (Port("x", SAMPLE, "a batch of 32x32 color images in [-1, 1]"),)
+    outputs = (Port("x", SAMPLE, "a batch of 32x32 color images in [-1, 1]"), _labels_port(", classes 0-9"))
 
     def load(self) -> tuple[torch.Tensor, torch.Tensor]:
         root = Path(self.config.root)

@@ -17,11 +17,13 @@ from ebmgraph.nodes.node import Kernel
 from ebmgraph.nodes.registry import NODES
 
 
-class _Kernel(Kernel):
-    """Base of kernels: ``chain`` (``langevin_chain`` or ``mala_chain``, called as
-    ``chain(energy, init, parameters, generator, frozen)``) runs on a per-sample energy of the
-    state with every bound model frozen, drawing from the node's generator; evaluation and
-    reconstruction call it directly."""
+class ChainKernel(Kernel):
+    """Public base of kernels built on the pure MCMC core (``nodes/mcmc``): the config is a
+    ``LangevinParameters`` (one (a, b, T) parameterization, clipping, clamp), ``chain`` is
+    ``langevin_chain`` (default) or ``mala_chain``, and ``__call__`` calls
+    ``self.sample_chain(ctx, energy, init)`` with any per-sample energy function of the state:
+    the chain runs with every bound model frozen, draws from the node's own generator and records
+    the kernel's diagnostics. Evaluation and reconstruction call ``chain`` directly."""
 
     Config = LangevinParameters
     chain: ClassVar = staticmethod(langevin_chain)
@@ -32,7 +34,7 @@ class _Kernel(Kernel):
         """E(x) and the clipped gradient the chain moves along (its ``gradient`` hook)."""
         return clipped_energy_and_gradient(energy, x, self.config)
 
-    def _sample(self, ctx, energy: EnergyFunction, init: torch.Tensor, **options):
+    def sample_chain(self, ctx, energy: EnergyFunction, init: torch.Tensor, **options):
         """The chain's final state from ``init``; its diagnostics are recorded."""
         state, info = self.chain(energy, init, self.config, ctx.generator(self.name), self.models.values(),
                                  gradient=self._gradient, **options)
@@ -51,8 +53,10 @@ class _Kernel(Kernel):
             ctx.record(self.name, "acceptance", info.acceptance)
 
 
-class _EnergyKernel(_Kernel):
-    """A kernel on the energy model bound to its ``energy`` port."""
+class EnergyKernel(ChainKernel):
+    """Public base of kernels on the energy model bound to their ``energy`` port, from ``init``
+    states to ``x``; a subclass may change the energy the chain follows (``sampled_energy``) and
+    can draw evaluation chains (``eval.kernel``)."""
 
     inputs = (Port("energy", model_ref("energy"), "the energy E(x) to sample from"),
               Port("init", SAMPLE, "initial states of the chains"))
@@ -76,7 +80,7 @@ class LangevinConfig(LangevinParameters):
 
 
 @NODES.register
-class Langevin(_EnergyKernel):
+class Langevin(EnergyKernel):
     """Unadjusted Langevin dynamics, K steps of ``x <- x - a grad E(x) / T + b xi`` (ebmgraph's single
     parameterization; see ``ebmgraph check`` for the resolved a, b and effective temperature),
     with optional gradient clipping (by value or per-sample norm) and state clamping.
@@ -86,7 +90,7 @@ class Langevin(_EnergyKernel):
 
     type_name = "langevin"
     Config = LangevinConfig
-    outputs = (*_Kernel.outputs,
+    outputs = (*ChainKernel.outputs,
                Port("x_differentiable", SAMPLE, "the states with a graph to the energy's parameters"))
 
     def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
@@ -94,8 +98,8 @@ class Langevin(_EnergyKernel):
         return {**out, "x_differentiable": out["x"]}
 
     def __call__(self, ctx, init: torch.Tensor) -> dict[str, torch.Tensor]:
-        state = self._sample(ctx, self.models["energy"], init, differentiable=self.config.differentiable,
-                             end_energy=ctx.diagnostics_wanted)
+        state = self.sample_chain(ctx, self.models["energy"], init, differentiable=self.config.differentiable,
+                                  end_energy=ctx.diagnostics_wanted)
         return {"x": state.position, "x_differentiable": state.differentiable_position}
 
 
@@ -114,7 +118,7 @@ class MalaConfig(LangevinParameters):
 
 
 @NODES.register
-class Mala(_EnergyKernel):
+class Mala(EnergyKernel):
     """Metropolis-adjusted Langevin: the Langevin proposal ``y = x - a grad E(x) / T + b xi`` accepted
     with probability min(1, pi(y) q(x|y) / (pi(x) q(y|x))) for pi = exp(-E / T_eff). With ``clamp``
     the target is restricted to the box: proposals outside it are rejected."""
@@ -130,4 +134,4 @@ class Mala(_EnergyKernel):
                                     c.effective_temperature)
 
     def __call__(self, ctx, init: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"x": self._sample(ctx, self.models["energy"], init, log_acceptance=self.log_acceptance).position}
+        return {"x": self.sample_chain(ctx, self.models["energy"], init, log_acceptance=self.log_acceptance).position}

@@ -197,4 +197,27 @@ def contract_problems(cls: type) -> list[str]:
                         else "has a Loss output but is not a LossNode")
     if any(port.delay for port in cls.inputs) and not issubclass(cls, Bank):
         problems.append("has a delay input but is not a Bank")
-    return problems
+    return problems + _call_problems(cls)
+
+
+def _call_problems(cls: type[Node]) -> list[str]:
+    """``__call__(self, ctx, ...)`` must take exactly the tensor input ports as keywords (delay
+    inputs go to ``write``), with a default for each optional one."""
+    parameters = list(inspect.signature(cls.__call__).parameters.values())[2:]
+    if any(p.kind == p.VAR_KEYWORD for p in parameters):
+        return []
+    ports = {p.name: p for p in cls.inputs if p.type.kind != "model" and not p.delay}
+    names = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if set(names) != set(ports):
+        return [f"__call__(self, ctx, {', '.join(names)}) must take exactly its tensor input ports as keywords: "
+                f"{', '.join(ports) or 'none'}"]
+    return [f"__call__ gives optional input port '{p.name}' no default" for p in parameters
+            if ports[p.name].optional and p.default is p.empty]
+
+
+def defined_at(cls: type) -> str:
+    """``file:line`` of a class's definition (plugins are named by it in error messages)."""
+    try:
+        return f"{inspect.getsourcefile(cls)}:{inspect.getsourcelines(cls)[1]}"
+    except (OSError, TypeError):
+        return cls.__module__

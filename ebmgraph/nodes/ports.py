@@ -6,13 +6,14 @@ from typing import Literal
 
 import attrs
 
-Kind = Literal["sample", "energy", "loss", "model"]
+Kind = Literal["sample", "energy", "loss", "model", "label", "logits"]
 
 
 @attrs.frozen
 class PortType:
-    """``Sample`` (a batch of states), ``Energy`` (per-sample scalars), ``Loss`` (a scalar) or
-    ``Model[role]`` (a reference to a model with that role)."""
+    """``Sample`` (a batch of states), ``Energy`` (per-sample scalars), ``Loss`` (a scalar),
+    ``Label`` (int64 class indices, shape (batch,)), ``Logits`` (a classifier's f(x), shape
+    (batch, classes)) or ``Model[role]`` (a reference to a model with that role)."""
 
     kind: Kind
     role: str | None = None
@@ -25,6 +26,8 @@ class PortType:
 SAMPLE = PortType("sample")
 ENERGY = PortType("energy")
 LOSS = PortType("loss")
+LABEL = PortType("label")
+LOGITS = PortType("logits")
 
 
 def model_ref(role: str) -> PortType:
@@ -67,3 +70,11 @@ class ShapeError(Exception):
         super().__init__(detail)
         self.port = port
         self.detail = detail
+
+
+def label_shape(port: str, value: Value) -> tuple[int, ...]:
+    """The shape of the labels arriving on input ``port``. A data node without labels (an npz file
+    without its ``label_key`` array) gives a ``Label`` value without a shape: a ShapeError here."""
+    if value.shape is None:
+        raise ShapeError(port, "the data set has no labels (an npz file needs the array named by 'label_key')")
+    return value.shape

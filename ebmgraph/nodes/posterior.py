@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from ebmgraph.nodes.generators import standard_normal_log_density
-from ebmgraph.nodes.kernels import _Kernel
+from ebmgraph.nodes.kernels import ChainKernel
 from ebmgraph.nodes.mcmc.proposal import EnergyFunction
 from ebmgraph.nodes.ports import SAMPLE, Port, ShapeError, Value, model_ref
 from ebmgraph.nodes.registry import NODES
@@ -35,7 +35,7 @@ def latent_prior_energy(energy: torch.nn.Module) -> EnergyFunction:
 
 
 @NODES.register
-class PosteriorLangevin(_Kernel):
+class PosteriorLangevin(ChainKernel):
     """Unadjusted Langevin on the latent z with energy U(z) = -log p(x|z) - log p(z): the gaussian
     generator's reconstruction term ||m (x - g(z))||^2 / (2 sigma^2) over the pixels where ``mask``
     is 1 (all when unconnected), plus ||z||^2 / 2 for the N(0, I) prior, plus E(z) when a latent
@@ -64,11 +64,11 @@ class PosteriorLangevin(_Kernel):
     def __call__(self, ctx, x: torch.Tensor, init: torch.Tensor, mask: torch.Tensor | None = None
                  ) -> dict[str, torch.Tensor]:
         energy = posterior_energy(self.models["generator"], x.detach(), mask, self.models.get("prior"))
-        return {"z": self._sample(ctx, energy, init, end_energy=ctx.diagnostics_wanted).position}
+        return {"z": self.sample_chain(ctx, energy, init, end_energy=ctx.diagnostics_wanted).position}
 
 
 @NODES.register
-class PriorLangevin(_Kernel):
+class PriorLangevin(ChainKernel):
     """Unadjusted Langevin on the latent z with energy U(z) = E(z) + ||z||^2 / 2: the energy-based
     prior exp(-E(z)) N(z; 0, I) of a latent EBM (DAMC eq. 7, first line). Same (a, b, T)
     parameterization as ``langevin``."""
@@ -92,4 +92,4 @@ class PriorLangevin(_Kernel):
         return self.sampled_energy(self.models["energy"])(z)
 
     def __call__(self, ctx, init: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"z": self._sample(ctx, self.prior_energy, init, end_energy=ctx.diagnostics_wanted).position}
+        return {"z": self.sample_chain(ctx, self.prior_energy, init, end_energy=ctx.diagnostics_wanted).position}

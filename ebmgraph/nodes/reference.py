@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import attrs
 
 from ebmgraph.nodes.catalog import MODELS, NODES, OPTIMIZERS
@@ -24,21 +26,32 @@ def _fields(config_cls) -> list[tuple[str, str, str]]:
     return out
 
 
-def _entries():
-    """(section, type name, docstring, ports, config fields) for every registered type."""
-    for cls in NODES:
+def _origin(cls) -> str:
+    """Empty for ebmgraph's own types; for a plugin's, where it comes from."""
+    return "" if cls.__module__.split(".")[0] == "ebmgraph" else f", plugin {inspect.getsourcefile(cls)}"
+
+
+def _entries(builtin_only: bool):
+    """(section, type name, docstring, ports, config fields) for every registered type (ebmgraph's
+    own only, with ``builtin_only``)."""
+    def listed(registry):
+        return [cls for cls in registry if not (builtin_only and _origin(cls))]
+
+    for cls in listed(NODES):
         ports = [("in", p.name, str(p.type) + (" (delay)" if p.delay else ""), p.doc) for p in cls.inputs]
         ports += [("out", p.name, str(p.type), p.doc) for p in cls.outputs]
-        yield f"node ({cls.family})", cls.type_name, cls.doc(), ports, _fields(cls.Config)
-    for cls in MODELS:
-        yield f"model ({getattr(cls, 'role', 'copy of another model')})", cls.type_name, cls.doc(), [], _fields(cls.Config)
-    for cls in OPTIMIZERS:
-        yield "optimizer", cls.type_name, cls.doc(), [], _fields(cls.Config)
+        yield f"node ({cls.family}{_origin(cls)})", cls.type_name, cls.doc(), ports, _fields(cls.Config)
+    for cls in listed(MODELS):
+        role = getattr(cls, "role", "copy of another model")
+        yield f"model ({role}{_origin(cls)})", cls.type_name, cls.doc(), [], _fields(cls.Config)
+    for cls in listed(OPTIMIZERS):
+        origin = _origin(cls)
+        yield f"optimizer ({origin[2:]})" if origin else "optimizer", cls.type_name, cls.doc(), [], _fields(cls.Config)
 
 
-def text_reference() -> str:
+def text_reference(builtin_only: bool = False) -> str:
     lines = []
-    for section, name, doc, ports, fields in _entries():
+    for section, name, doc, ports, fields in _entries(builtin_only):
         lines.append(f"{name}  [{section}]")
         lines += [f"    {line}" for line in doc.splitlines()]
         for direction, port, kind, port_doc in ports:
@@ -49,10 +62,10 @@ def text_reference() -> str:
     return "\n".join(lines)
 
 
-def markdown_reference() -> str:
+def markdown_reference(builtin_only: bool = False) -> str:
     lines = ["# Node reference", "",
              "Generated from the registry by `ebmgraph nodes --markdown`; do not edit by hand.", ""]
-    for section, name, doc, ports, fields in _entries():
+    for section, name, doc, ports, fields in _entries(builtin_only):
         lines += [f"## `{name}` ({section})", "", doc, ""]
         if ports:
             lines += ["| port | direction | type | meaning |", "|---|---|---|---|"]

@@ -103,3 +103,14 @@ class OptimizerType(abc.ABC):
 
 
 OPTIMIZERS: Registry[type[OptimizerType]] = Registry("optimizer")
+
+
+def register(cls: type) -> type:
+    """Register a node, model or optimizer type under its ``type_name`` (use as a class decorator);
+    the registry is chosen by the class's base (``Node``, ``ModelType`` or ``DerivedModelType``,
+    ``OptimizerType``). A node type that breaks the contract is refused with the reason."""
+    if isinstance(cls, type) and issubclass(cls, (ModelType, DerivedModelType)):
+        return MODELS.register(cls)
+    if isinstance(cls, type) and issubclass(cls, OptimizerType):
+        return OPTIMIZERS.register(cls)
+    return NODES.register(cls)

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 from ebmgraph.engine.program import Program
+from ebmgraph.errors import DataError
+from ebmgraph.eval.composition import WeightedEnergy
 from ebmgraph.eval.protocol import Evaluation
 from ebmgraph.engine.load import load_graph
 from ebmgraph.store.checkpoint import load_checkpoint
@@ -21,14 +23,39 @@ def restore(run_dir: Path, device: str | None = None) -> tuple[Program, int]:
     return program, load_checkpoint(run_dir, program)
 
 
+def composed_energy(program: Program, run_dir: Path, others: list[tuple[Path, float]], weight: float = 1.0,
+                    device: str | None = None) -> tuple[str, WeightedEnergy]:
+    """(description, module) of ``weight`` times the run's evaluation energy plus each other run's,
+    weighted; the runs must model samples of the same shape."""
+    own_evaluation = Evaluation(program)
+    names, energies, weights = [f"{run_dir}:{own_evaluation.energy_name}"], [own_evaluation.energy], [weight]
+    for other, other_weight in others:
+        other_program, _ = restore(other, device)
+        shape, own = other_program.nodes["data"].sample_shape, program.nodes["data"].sample_shape
+        if shape != own:
+            raise DataError(f"run '{other}' models samples of shape {shape}, run '{run_dir}' of shape {own}: "
+                            "only energies on the same samples compose")
+        evaluation = Evaluation(other_program)
+        names.append(f"{other}:{evaluation.energy_name}")
+        energies.append(evaluation.energy)
+        weights.append(other_weight)
+    composed = WeightedEnergy(energies, weights)
+    return composed.describe(names), composed
+
+
 def sample_run(run_dir: Path, n: int | None = None, steps: int | None = None, out: str | None = None,
-               device: str | None = None, trajectory: bool = False) -> list[Path]:
-    """Fresh chains as a PNG grid; with ``trajectory`` also a strip of chains over their steps."""
+               device: str | None = None, trajectory: bool = False, weight: float = 1.0,
+               compose: list[tuple[Path, float]] = ()) -> list[Path]:
+    """Fresh chains as a PNG grid; with ``trajectory`` also a strip of chains over their steps.
+    With ``compose`` (other runs and their weights), the chains sample the sum of ``weight`` times
+    this run's energy and theirs, with this run's kernel and initial states."""
     program, _ = restore(run_dir, device)
-    evaluation = Evaluation(program)
+    energy = composed_energy(program, run_dir, list(compose), weight, device) if compose or weight != 1.0 else None
+    evaluation = Evaluation(program, energy)
     samples = evaluation.draw(n, steps)
     chain_steps = evaluation.chain_steps(steps)
-    path = Path(out) if out else run_dir / SAMPLES_DIR / f"fresh_{chain_steps}steps.png"
+    stem = "composed" if energy else "fresh"
+    path = Path(out) if out else run_dir / SAMPLES_DIR / f"{stem}_{chain_steps}steps.png"
     save_samples_png(samples.cpu(), path, reference=program.plot_reference(),
                      title=f"{program.spec.name}: {len(samples)} fresh chains, {chain_steps} steps "
                            f"from {program.spec.eval.init} noise ({evaluation.energy_name})")

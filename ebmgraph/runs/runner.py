@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from ebmgraph.engine.plan_record import plan_record
 from ebmgraph.engine.program import Program
+from ebmgraph.runs.health import AcceptanceWatch
 from ebmgraph.runs.run_dir import write_evaluation
 from ebmgraph.errors import DivergenceError
 from ebmgraph.spec.dump import dumps
@@ -46,6 +47,9 @@ def _postfix(scalars: dict[str, float]) -> dict[str, str]:
         match = next((v for k, v in scalars.items() if k.endswith("/" + key)), None)
         if match is not None:
             shown[key] = match
+    acceptance = [v for k, v in scalars.items() if k.endswith("/acceptance")]
+    if acceptance:
+        shown["accept"] = min(acceptance)
     return {k: f"{v:.4g}" for k, v in shown.items()}
 
 
@@ -66,6 +70,7 @@ class Runner:
         self.spec = spec
         self.run_dir = Path(run_dir)
         self.program = Program(spec, device)
+        self.acceptance = AcceptanceWatch()
         self.reference = self.program.plot_reference()
 
     def _write_static_files(self) -> None:
@@ -98,7 +103,11 @@ class Runner:
         scalars = _scalars(losses, ctx.diagnostics)
         scalars["steps_per_second"] = (completed - timing[1]) / max(now - timing[0], 1e-9)
         timing[:] = [now, completed]
-        metrics.write(json.dumps({"step": completed, **scalars}) + "\n")
+        warnings = self.acceptance.close_window(completed)
+        for warning in warnings:
+            bar.write(f"warning: {warning}", file=sys.stderr)
+        record = {"step": completed, **scalars, **({"warnings": warnings} if warnings else {})}
+        metrics.write(json.dumps(record) + "\n")
         metrics.flush()
         bar.set_postfix(_postfix(scalars), refresh=False)
 
@@ -119,6 +128,7 @@ class Runner:
                 final = completed == train.steps or (deadline is not None and time.perf_counter() > deadline)
                 logged = completed % train.log_every == 0 or final
                 losses, samples, ctx = self._step(step, logged)
+                self.acceptance.observe(ctx.diagnostics)
                 if logged:
                     self._log(metrics, bar, losses, ctx, completed, timing)
                 if completed % train.sample_every == 0 or final:

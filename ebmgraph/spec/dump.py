@@ -26,6 +26,7 @@ def to_dict(spec: GraphSpec) -> dict:
         "name": spec.name,
         "paper": spec.paper,
         "seed": spec.seed,
+        **({"plugins": list(spec.plugins)} if spec.plugins else {}),
         "data": _node(spec.data),
         "models": {name: {"type": m.type, **unstructure(m.config)} for name, m in spec.models.items()},
         "nodes": {name: _node(n) for name, n in spec.nodes.items()},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keyword
+from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
@@ -70,7 +71,8 @@ class _Loader:
         cls = registry.get(type_name) if isinstance(type_name, str) else None
         if cls is None:
             shown = f"'{type_name}'" if isinstance(type_name, str) else describe(type_name)
-            self.error(path + ("type",), f"unknown {what} type {shown}{did_you_mean(type_name, registry.names())}")
+            self.error(path + ("type",), f"unknown {what} type {shown}{did_you_mean(type_name, registry.names())}; "
+                                         f"{what} types: {one_of(registry.names())} (plugins add more)")
             return None
         fields = [f.name for f in attrs.fields(cls.Config)]
         allowed = set(fields) | set(extra) | {"type"}
@@ -120,7 +122,7 @@ class _Loader:
             value = binding.get(key)
             if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
                 self.error(path + (key,) if key in binding else path,
-                           f"expected a non-empty list of {key[:-1]} names for key '{key}', found "
+                           f"expected a non-empty list of {ENTRY_NAMES[key]} names for key '{key}', found "
                            f"{describe(value) if key in binding else 'nothing'}")
             lists[key] = value if isinstance(value, list) else []
         clip = structure(float | None, binding.get("clip_grad_norm"), self.src, path + ("clip_grad_norm",),
@@ -153,6 +155,7 @@ class _Loader:
         name = self.value("name", str, "")
         paper = self.value("paper", str, "")
         seed = self.value("seed", int, 0)
+        plugins = plugin_entries(self.src)
         data_node = self.node(data["data"], ("data",)) if "data" in data else None
         spec = GraphSpec(
             name=name, paper=paper, seed=seed, data=data_node,
@@ -163,13 +166,14 @@ class _Loader:
             schedule=self.value("schedule", ScheduleSpec, ScheduleSpec()),
             train=self.value("train", TrainSpec, TrainSpec()),
             eval=self.value("eval", EvalSpec, EvalSpec()),
-            profile=profile, source=self.src)
+            plugins=plugins, profile=profile, source=self.src)
         if self.errors:
             raise GraphError(self.errors)
         return spec
 
 
 RESERVED_NAMES = ("data", "ctx", "N", "O")
+ENTRY_NAMES = {"models": "model", "losses": "loss"}
 
 
 def _valid_name(name: Any) -> bool:
@@ -178,10 +182,34 @@ def _valid_name(name: Any) -> bool:
             and not name.startswith("_") and name not in RESERVED_NAMES)
 
 
-def resolve(src: Source, catalog: Catalog, profile: str | None = None, overrides: tuple[str, ...] = ()) -> GraphSpec:
-    """Apply ``profile`` and ``overrides`` to ``src``, then structure every section against
-    ``catalog``; raises GraphError listing every problem."""
+def plugin_entries(src: Source) -> list[str]:
+    """The ``plugins:`` entries: module names as written, ``.py`` files as absolute paths (relative
+    ones are relative to the graph file's folder); a malformed list is a located GraphError."""
+    raw = src.data.get("plugins")
+    if raw is None:
+        return []
+    if not (isinstance(raw, list) and all(isinstance(entry, str) and entry for entry in raw)):
+        raise GraphError([src.diagnostic(("plugins",), "expected a list of module names or .py file paths, "
+                                                       f"found {describe(raw)}")])
+    folder = Path(src.file).parent if Path(src.file).is_file() else Path.cwd()
+    return [str((folder / entry).resolve()) if entry.endswith(".py") else entry for entry in raw]
+
+
+def prepare(src: Source, profile: str | None = None, overrides: tuple[str, ...] = ()) -> str | None:
+    """Apply ``profile`` and ``overrides`` to ``src`` in place; return the profile applied."""
     applied = apply_profile(src, profile)
     for assignment in overrides:
         apply_set(src, assignment)
-    return _Loader(src, catalog).graph(applied)
+    return applied
+
+
+def structure_graph(src: Source, catalog: Catalog, profile: str | None = None) -> GraphSpec:
+    """Structure every section of a prepared ``src`` against ``catalog``; raises GraphError listing
+    every problem."""
+    return _Loader(src, catalog).graph(profile)
+
+
+def resolve(src: Source, catalog: Catalog, profile: str | None = None, overrides: tuple[str, ...] = ()) -> GraphSpec:
+    """Apply ``profile`` and ``overrides`` to ``src``, then structure every section against
+    ``catalog``; raises GraphError listing every problem."""
+    return structure_graph(src, catalog, prepare(src, profile, overrides))

@@ -81,7 +81,13 @@ def apply_set(src: Source, assignment: str) -> None:
         value = parse_value(text)
     except yaml.YAMLError:
         value = text
-    parts = key.strip().split(".")
+    set_value(src, key.strip(), value, origin)
+
+
+def set_value(src: Source, key: str, value, origin: Location) -> None:
+    """Merge plain ``value`` (YAML-like data) at dotted ``key`` as ``--set`` does; values and errors
+    are located at ``origin``."""
+    parts = key.split(".")
     _check_entry_exists(src, parts, value, origin)
     override: dict = {}
     cursor = override

@@ -42,7 +42,7 @@ class ScheduleSpec:
     phases: list[PhaseSpec] = attrs.field(factory=list)
 
 
-Metric = Literal["fd", "modes", "ood", "density", "fid"]
+Metric = Literal["fd", "modes", "ood", "density", "fid", "accuracy"]
 
 
 @attrs.define
@@ -116,7 +116,8 @@ BINDING_KEYS = ("models", "losses", "clip_grad_norm")
 
 @attrs.define
 class GraphSpec:
-    """A resolved graph file (profile and ``--set`` overrides applied)."""
+    """A resolved graph file (profile and ``--set`` overrides applied). ``plugins`` are the user's
+    modules and ``.py`` files (absolute paths) that registered node and model types for it."""
 
     name: str
     paper: str
@@ -129,6 +130,7 @@ class GraphSpec:
     schedule: ScheduleSpec
     train: TrainSpec
     eval: EvalSpec
+    plugins: list[str] = attrs.field(factory=list)
     profile: str | None = attrs.field(default=None, eq=False)
     source: Source | None = attrs.field(default=None, eq=False, repr=False)
 
@@ -142,6 +144,6 @@ class GraphSpec:
         return ("losses", name) if name in self.losses else ("nodes", name)
 
 
-SECTIONS = ("name", "paper", "seed", "data", "models", "nodes", "losses", "optimizers", "schedule", "train",
+SECTIONS = ("name", "paper", "seed", "plugins", "data", "models", "nodes", "losses", "optimizers", "schedule", "train",
             "eval", "profiles")
 REQUIRED_SECTIONS = ("name", "data", "models", "losses", "optimizers")
