@@ -1,0 +1,1 @@
+"""The application layer: the training loop, run directories (restore, sample, evaluate)."""
