@@ -303,6 +303,21 @@ class Npz(_Dataset):
             raise DataError(f"{where} is not numeric (it holds Python objects)") from None
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles only what CIFAR-10's python batches hold (dicts, lists, bytes, numbers and numpy
+    arrays): a crafted batch cannot name any other class or function, so it cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused global '{module}.{name}': a CIFAR-10 batch holds only arrays, "
+                                         "lists, bytes and numbers")
+        return super().find_class(module, name)
+
+
 def _cifar10_hint(root: str) -> str:
     return (f"download CIFAR-10 'python version' from https://www.cs.toronto.edu/~kriz/cifar.html and extract it "
             f"to '{root}' (the folder holds data_batch_1 ... data_batch_5 and test_batch)")
@@ -344,7 +359,7 @@ class Cifar10(_Dataset):
             raise DataError(f"CIFAR-10 file '{path}' not found: {_cifar10_hint(self.config.root)}")
         try:
             with path.open("rb") as file:
-                batch = pickle.load(file, encoding="bytes")
+                batch = _BatchUnpickler(file, encoding="bytes").load()
             images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             labels = np.asarray(batch[b"labels"], dtype=np.int64)
         except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as error:

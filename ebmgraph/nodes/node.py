@@ -189,8 +189,8 @@ def contract_problems(cls: type) -> list[str]:
     if len(bases) != 1:
         problems.append(f"derives from {' and '.join(bases) or 'no capability base'}; it must derive from exactly one "
                         f"of {', '.join(base.__name__ for base in CAPABILITIES)}")
-    if not isinstance(getattr(cls, "type_name", None), str):
-        problems.append("has no 'type_name' string")
+    if not (isinstance(getattr(cls, "type_name", None), str) and cls.type_name.isidentifier()):
+        problems.append("has no 'type_name' that is a Python identifier")
     has_loss = any(port.type == LOSS for port in cls.outputs)
     if issubclass(cls, LossNode) != has_loss:
         problems.append("is a LossNode without a Loss output" if not has_loss

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keyword
+import re
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -153,6 +154,10 @@ class _Loader:
             if key not in data:
                 self.errors.append(Diagnostic(self.src.file, 1, 1, key, "missing required section"))
         name = self.value("name", str, "")
+        if "name" in data and isinstance(name, str) and not GRAPH_NAME.fullmatch(name):
+            self.error(("name",), f"invalid graph name {name!r}: it names run directories and appears in generated "
+                                  "code, so it must start with a letter and hold only letters, digits, '_' and '-' "
+                                  "(at most 100)")
         paper = self.value("paper", str, "")
         seed = self.value("seed", int, 0)
         plugins = plugin_entries(self.src)
@@ -173,6 +178,7 @@ class _Loader:
 
 
 RESERVED_NAMES = ("data", "ctx", "N", "O")
+GRAPH_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,99}")
 ENTRY_NAMES = {"models": "model", "losses": "loss"}
 
 

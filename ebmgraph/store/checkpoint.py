@@ -3,6 +3,7 @@ to HDF5), global RNG states and the step."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -36,7 +37,14 @@ def load_models(run_dir: str | Path, models: dict[str, torch.nn.Module]) -> dict
     path = Path(run_dir) / CHECKPOINT
     if not path.exists():
         raise DataError(f"checkpoint '{path}' not found")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:  # tensors and plain data only: a checkpoint can never run code
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise DataError(f"checkpoint '{path}' holds more than tensors and plain data, and is refused: "
+                        f"{str(error).strip().splitlines()[0]}") from None
+    except (EOFError, RuntimeError, OSError) as error:
+        raise DataError(f"checkpoint '{path}' cannot be read ({type(error).__name__}: {error}); it may be damaged") \
+            from None
     for name, model in models.items():
         model.load_state_dict(state["models"][name])
     return state

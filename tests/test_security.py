@@ -1,0 +1,86 @@
+"""No file runs code: a graph name, a graph-file path, a checkpoint and a CIFAR-10 batch crafted
+to run code only fail cleanly (the marker file they try to write never appears), and a graph name
+cannot lead a run directory outside its root."""
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from ebmgraph.cli import main
+from ebmgraph.engine.load import loads_graph
+from ebmgraph.errors import GraphError
+from tests.conftest import FAST
+
+SET = [arg for override in FAST for arg in ("--set", override)]
+
+
+class _Payload:
+    """Unpickling this writes the marker file: what a crafted file would do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _short_run_named(name: str) -> str:
+    return open("graphs/short_run.yaml").read().replace("name: short_run", f"name: {name}", 1)
+
+
+@pytest.mark.parametrize("name", ['"short_run\\nimport os; os.system(\'touch MARKER\')"', "../../escaped", "/tmp/abs",
+                                  '"with space"', "1starts_with_digit"])
+def test_a_graph_name_can_neither_run_code_nor_escape(tmp_path, name, capsys):
+    marker = tmp_path / "marker"
+    graph = tmp_path / "graph.yaml"
+    graph.write_text(_short_run_named(name.replace("MARKER", str(marker))))
+    assert main(["run", str(graph), "--set", f"train.out={tmp_path / 'runs'}", *SET]) == 2
+    assert "invalid graph name" in capsys.readouterr().err
+    assert not marker.exists() and not (tmp_path / "runs").exists() and not (tmp_path.parent / "escaped").exists()
+
+
+def test_a_graph_file_path_cannot_break_out_of_a_generated_comment(tmp_path, monkeypatch):
+    text = open("graphs/short_run.yaml").read()
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "marker"
+    evil = tmp_path / "x\nopen('marker', 'w')\n#.yaml"
+    evil.write_text(text)
+    from ebmgraph.engine.load import load_graph
+    from ebmgraph.engine.program import Program
+
+    program = Program(load_graph(evil, None, FAST))
+    program.step(0)
+    assert not marker.exists()
+    assert all(line.lstrip().startswith(("#", "def", "data", "noise", "negatives", "positive", "negative", "cd", "ctx",
+                                         "O.", "return")) for line in program.source.text.splitlines())
+
+
+def test_a_crafted_checkpoint_is_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["run", "graphs/short_run.yaml", "--out", str(run), *SET]) == 0
+    marker = tmp_path / "marker"
+    torch.save({"step": 4, "models": _Payload(marker)}, run / "checkpoint.pt")
+    for command in (["eval", str(run)], ["sample", str(run), "--n", "4"], ["run", "--resume", str(run), "--steps", "6"]):
+        assert main(command) == 2, command
+        assert "holds more than tensors and plain data, and is refused" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_a_crafted_cifar_batch_is_refused(tmp_path, write_cifar, capsys):
+    root = tmp_path / "cifar"
+    write_cifar(root)
+    marker = tmp_path / "marker"
+    with open(root / "data_batch_2", "wb") as file:
+        pickle.dump({b"data": _Payload(marker), b"labels": [0]}, file)
+    assert main(["check", "graphs/improved_cd.yaml", "--profile", "paper", "--set", f"data.root={root}"]) == 2
+    err = capsys.readouterr().err
+    assert "data_batch_2' cannot be read (UnpicklingError: refused global 'posix.system'" in err
+    assert not marker.exists()
+
+
+def test_a_well_formed_name_is_accepted():
+    assert loads_graph(_short_run_named("my-run_2"), "ok.yaml").name == "my-run_2"
+    with pytest.raises(GraphError, match="ok.yaml:4:7: name: invalid graph name ''"):
+        loads_graph(_short_run_named('""'), "ok.yaml")
