@@ -29,15 +29,17 @@ def _load(args):
 
 
 def command_run(args) -> int:
+    from ebmgraph.engine.load import load_graph
+    from ebmgraph.runs.run_dir import refuse_other_graph, require_checkpoint
     from ebmgraph.runs.runner import Runner, new_run_dir
     from ebmgraph.store.run_files import GRAPH_FILE
-    from ebmgraph.engine.load import load_graph
 
     if args.resume:
         if args.profile or args.file:
             raise SystemExit("ebmgraph run --resume: the run continues with its own resolved graph "
                              f"({Path(args.resume) / GRAPH_FILE}); give no FILE or --profile (use --set to change it)")
         run_dir = Path(args.resume)
+        require_checkpoint(run_dir)
         overrides = tuple(args.overrides) + ((f"train.steps={args.steps}",) if args.steps is not None else ())
         spec = load_graph(run_dir / GRAPH_FILE, None, overrides, tuple(args.plugins))
     else:
@@ -45,6 +47,7 @@ def command_run(args) -> int:
             raise SystemExit("ebmgraph run: give a graph FILE, or --resume RUN_DIR")
         spec = _load(args)
         run_dir = Path(args.out) if args.out else new_run_dir(spec.train.out, spec.name)
+        refuse_other_graph(run_dir, spec)
     runner = Runner(spec, run_dir, args.device)
     print(f"run directory: {run_dir}", file=sys.stderr)
     completed = runner.run()

@@ -84,3 +84,45 @@ def test_a_well_formed_name_is_accepted():
     assert loads_graph(_short_run_named("my-run_2"), "ok.yaml").name == "my-run_2"
     with pytest.raises(GraphError, match="ok.yaml:4:7: name: invalid graph name ''"):
         loads_graph(_short_run_named('""'), "ok.yaml")
+
+
+def test_resume_refuses_a_run_without_its_checkpoint(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["run", "graphs/short_run.yaml", "--out", str(run), *SET]) == 0
+    metrics = (run / "metrics.jsonl").read_text()
+    (run / "checkpoint.pt").unlink()
+    assert main(["run", "--resume", str(run), "--steps", "6"]) == 2
+    assert "has no checkpoint.pt: nothing to resume from; refusing to start it over" in capsys.readouterr().err
+    assert (run / "metrics.jsonl").read_text() == metrics
+
+
+def test_a_new_run_never_overwrites_a_run_of_another_graph(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["run", "graphs/short_run.yaml", "--out", str(run), *SET]) == 0
+    kept = {name: (run / name).read_bytes() for name in ("graph.yaml", "step.py", "checkpoint.pt", "metrics.jsonl")}
+    assert main(["run", "graphs/igebm.yaml", "--out", str(run), *SET]) == 2
+    assert "holds a run of another graph ('short_run'); it is left untouched" in capsys.readouterr().err
+    assert {name: (run / name).read_bytes() for name in kept} == kept
+    assert main(["run", "graphs/short_run.yaml", "--out", str(run), *SET, "--steps", "6"]) == 0  # the same graph continues
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.log_every=0", "train.log_every: must be >= 1, found 0"),
+    ("train.steps=-1", "train.steps: must be >= 1, found -1"),
+    ("train.max_abs_energy=.nan", "train.max_abs_energy: must be a finite number > 0, found nan"),
+    ("eval.n=0", "eval.n: must be >= 1, found 0"),
+    ("eval.low=2.0", "eval.high: expected low < high, found low=2.0, high=1.0"),
+    ("eval.grid=0", "eval.grid: must be >= 2, found 0"),
+    ("optimizers.energy_optimizer.lr=-0.1", "optimizers.energy_optimizer.lr: must be a finite number >= 0, found -0.1"),
+    ("optimizers.energy_optimizer.betas=[0.9, 1.0]", "optimizers.energy_optimizer.betas: each must be in [0, 1)"),
+])
+def test_absurd_values_are_located_errors(override, message):
+    with pytest.raises(GraphError) as error:
+        loads_graph(open("graphs/short_run.yaml").read(), "short_run.yaml", None, (override,))
+    assert message in str(error.value)
+
+
+def test_a_node_and_a_loss_cannot_share_a_name():
+    text = open("graphs/short_run.yaml").read().replace("\n  cd:", "\n  noise:", 1)
+    with pytest.raises(GraphError, match="losses.noise: 'noise' names both a node and a loss"):
+        loads_graph(text.replace("losses: [cd]", "losses: [noise]"), "clash.yaml")

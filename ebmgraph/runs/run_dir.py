@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 
 from ebmgraph.engine.program import Program
-from ebmgraph.errors import DataError
+from ebmgraph.errors import DataError, GraphError
+from ebmgraph.spec.dump import to_dict
+from ebmgraph.spec.schema import GraphSpec
+from ebmgraph.store.checkpoint import CHECKPOINT
 from ebmgraph.eval.composition import WeightedEnergy
 from ebmgraph.eval.protocol import Evaluation
 from ebmgraph.engine.load import load_graph
@@ -15,6 +18,30 @@ from ebmgraph.store.checkpoint import load_checkpoint
 from ebmgraph.store.run_files import EVAL_FILE, EVAL_LOG, EVAL_PNG, GRAPH_FILE, SAMPLES_DIR
 from ebmgraph.viz.grids import save_samples_png
 from ebmgraph.viz.trajectory import save_trajectory_png
+
+
+def require_checkpoint(run_dir: Path) -> None:
+    """A run to resume must hold its checkpoint: never start it over (its metrics would be lost)."""
+    if not (run_dir / CHECKPOINT).is_file():
+        raise DataError(f"run directory '{run_dir}' has no {CHECKPOINT}: nothing to resume from; refusing to start "
+                        "it over (start a new run with --out instead)")
+
+
+def refuse_other_graph(run_dir: Path, spec: GraphSpec) -> None:
+    """A new run may continue in ``run_dir`` only if it holds nothing or a run of the same graph
+    (``train`` and ``eval`` settings aside): another graph's run is never overwritten."""
+    path = run_dir / GRAPH_FILE
+    if not path.is_file():
+        return
+    try:
+        held = load_graph(path)
+    except (GraphError, DataError) as error:
+        raise DataError(f"--out '{run_dir}' holds a run whose {GRAPH_FILE} cannot be read ({error}); choose another "
+                        "--out") from None
+    ours, theirs = to_dict(spec), to_dict(held)
+    if any(ours.get(key) != theirs.get(key) for key in set(ours) | set(theirs) if key not in ("train", "eval")):
+        raise DataError(f"--out '{run_dir}' holds a run of another graph ('{held.name}'); it is left untouched: choose "
+                        f"another --out, or continue that run with --resume {run_dir}")
 
 
 def restore(run_dir: Path, device: str | None = None) -> tuple[Program, int]:

@@ -49,6 +49,8 @@ class _Loader:
         if raw is None:
             return default
         result = structure(cls, raw, self.src, (section,), self.errors)
+        for key, message in getattr(result, "problems", lambda: [])():
+            self.error((section, key), message, key=key not in raw)
         return default if result is None else result
 
     def mapping(self, section: str) -> dict:
@@ -144,6 +146,14 @@ class _Loader:
                 out[name] = made
         return out
 
+    def distinct_losses(self) -> dict:
+        """The losses, none named like a node (nodes and losses share one namespace)."""
+        losses = self.entries("losses", self.node)
+        for name in set(losses) & set(self.mapping("nodes")):
+            self.error(("losses", name), f"'{name}' names both a node and a loss; nodes and losses share one "
+                                         "namespace (their names are the variables of the generated step)", key=True)
+        return losses
+
     def graph(self, profile: str | None) -> GraphSpec:
         data = self.src.data
         for key in data:
@@ -166,7 +176,7 @@ class _Loader:
             name=name, paper=paper, seed=seed, data=data_node,
             models=self.entries("models", self.model),
             nodes=self.entries("nodes", self.node),
-            losses=self.entries("losses", self.node),
+            losses=self.distinct_losses(),
             optimizers=self.entries("optimizers", self.optimizer),
             schedule=self.value("schedule", ScheduleSpec, ScheduleSpec()),
             train=self.value("train", TrainSpec, TrainSpec()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import attrs
@@ -25,6 +26,15 @@ class TrainSpec:
     progress: bool = True
     max_abs_energy: float = 1e6
     max_seconds: float | None = None
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = [(key, f"must be >= 1, found {getattr(self, key)}")
+               for key in ("steps", "log_every", "sample_every", "checkpoint_every", "grid") if getattr(self, key) < 1]
+        if not (math.isfinite(self.max_abs_energy) and self.max_abs_energy > 0):
+            out.append(("max_abs_energy", f"must be a finite number > 0, found {self.max_abs_energy}"))
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            out.append(("max_seconds", f"must be > 0, found {self.max_seconds}"))
+        return out
 
 
 @attrs.define
@@ -83,6 +93,20 @@ class EvalSpec:
     inception_weights: str | None = None
     augment: str | None = None
     augment_every: int = 20
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = [(key, f"must be >= 1, found {getattr(self, key)}") for key in ("n",) if getattr(self, key) < 1]
+        out += [(key, f"must be >= 2, found {getattr(self, key)}") for key in ("grid", "histogram_grid")
+                if getattr(self, key) < 2]
+        if self.steps is not None and self.steps < 0:
+            out.append(("steps", f"must be >= 0, found {self.steps}"))
+        if self.every < 0:
+            out.append(("every", f"must be >= 0 (0: only at the end), found {self.every}"))
+        if not self.low < self.high:
+            out.append(("high", f"expected low < high, found low={self.low}, high={self.high}"))
+        if not self.std > 0:
+            out.append(("std", f"must be > 0, found {self.std}"))
+        return out
 
 
 @attrs.define
