@@ -126,3 +126,36 @@ def test_a_node_and_a_loss_cannot_share_a_name():
     text = open("graphs/short_run.yaml").read().replace("\n  cd:", "\n  noise:", 1)
     with pytest.raises(GraphError, match="losses.noise: 'noise' names both a node and a loss"):
         loads_graph(text.replace("losses: [cd]", "losses: [noise]"), "clash.yaml")
+
+
+def _alias_bomb(levels: int = 12) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\nname: bomb\n"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"name: x\xff\n", "bad.yaml:1:1: not UTF-8 text: byte 0xff at offset 7"),
+    (b"? [a, b]\n: 1\nname: x\n", "bad.yaml:1:3: keys must be scalars"),
+    (b"a: &a [*a]\nname: x\n", "bad.yaml:1:4: a[0]: recursive alias: this value contains itself"),
+    (b"name: !!python/object/apply:os.system [touch MARKER]\n", "bad.yaml:1:7: name: cannot read this value: "
+                                                             "the tag 'tag:yaml.org,2002:python/object/apply:os.system'"),
+    (b"name: !!python/name:os.system x\n", "bad.yaml:1:7: name: cannot read this value: could not determine"),
+    (b"name: !weird x\n", "bad.yaml:1:7: name: cannot read this value: could not determine a constructor for the tag"),
+    (b"name: x\nseed: !!float abc\n", "bad.yaml:2:7: seed: cannot read this value: could not convert string"),
+    (b"name: x\nseed: " + b"9" * 5000 + b"\n", "bad.yaml:2:7: seed: cannot read this value: Exceeds the limit"),
+    (b"name: x\nmodels: " + b"[" * 5000 + b"]" * 5000 + b"\n", "bad.yaml: invalid YAML: nested more than 64 levels"),
+    (b"name: x\nmodels: " + b"[" * 100 + b"]" * 100 + b"\n", "nested more than 64 levels deep"),
+    (_alias_bomb().encode(), "the document holds more than 100000 values (aliases expanded)"),
+    (b"name: x\n" + b"#" * (1 << 20) + b"\n", "more than 1048576: refused"),
+])
+def test_malformed_graph_files_are_located_errors_in_bounded_time(tmp_path, content, message, capsys):
+    import time
+
+    graph = tmp_path / "bad.yaml"
+    graph.write_bytes(content.replace(b"MARKER", str(tmp_path / "marker").encode()))
+    start = time.perf_counter()
+    assert main(["check", str(graph)]) == 2
+    assert time.perf_counter() - start < 5
+    assert message in capsys.readouterr().err.replace(str(tmp_path) + "/", "")
+    assert not (tmp_path / "marker").exists()

@@ -79,8 +79,8 @@ def apply_set(src: Source, assignment: str) -> None:
     key, text = assignment.split("=", 1)
     try:
         value = parse_value(text)
-    except yaml.YAMLError:
-        value = text
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError):
+        value = text  # not YAML: the text itself, which the loader then checks like any value
     set_value(src, key.strip(), value, origin)
 
 
