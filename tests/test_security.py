@@ -159,3 +159,25 @@ def test_malformed_graph_files_are_located_errors_in_bounded_time(tmp_path, cont
     assert time.perf_counter() - start < 5
     assert message in capsys.readouterr().err.replace(str(tmp_path) + "/", "")
     assert not (tmp_path / "marker").exists()
+
+
+def test_non_finite_state_is_never_checkpointed(tmp_path, fast_graph):
+    from ebmgraph.errors import DivergenceError
+    from ebmgraph.runs.runner import Runner
+    from ebmgraph.store.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    runner = Runner(fast_graph("igebm", "train.steps=2"), run)
+    runner.run()
+    kept = {name: (run / name).read_bytes() for name in ("checkpoint.pt", "banks.h5")}
+    program = runner.program
+    with torch.no_grad():
+        next(program.models["energy"].parameters())[0] = float("inf")
+    with pytest.raises(DivergenceError, match=r"step 3: not checkpointed: 'models.energy.[a-z0-9_.]+' holds non-finite"):
+        save_checkpoint(run, program, 3)
+    with torch.no_grad():
+        next(program.models["energy"].parameters())[0] = 0.0
+    program.nodes["bank"].storage[0] = float("nan")
+    with pytest.raises(DivergenceError, match="'banks.bank.storage' holds non-finite values"):
+        save_checkpoint(run, program, 3)
+    assert {name: (run / name).read_bytes() for name in kept} == kept

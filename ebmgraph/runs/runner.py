@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -134,7 +135,7 @@ class Runner:
                 if completed % train.sample_every == 0 or final:
                     self._save_samples(samples, completed)
                 if completed % train.checkpoint_every == 0 or final:
-                    save_checkpoint(self.run_dir, self.program, completed)
+                    self._checkpoint(completed)
                 if final or (self.spec.eval.every and completed % self.spec.eval.every == 0):
                     self._evaluate(completed, bar)
                 bar.update(1)
@@ -143,8 +144,18 @@ class Runner:
         return completed
 
     def _step(self, step: int, logged: bool):
-        try:
+        with self._stopping_on_divergence():
             return self.program.step(step, diagnostics_wanted=logged)
+
+    def _checkpoint(self, completed: int) -> None:
+        with self._stopping_on_divergence():
+            save_checkpoint(self.run_dir, self.program, completed)
+
+    @contextlib.contextmanager
+    def _stopping_on_divergence(self):
+        """A DivergenceError stops the run, saying which checkpoint is kept."""
+        try:
+            yield
         except DivergenceError as error:
             checkpoint = self.run_dir / CHECKPOINT
             kept = (f"the last good checkpoint is kept in {checkpoint}" if checkpoint.exists()

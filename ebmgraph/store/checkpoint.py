@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ebmgraph.errors import DataError
+from ebmgraph.errors import DataError, DivergenceError
 from ebmgraph.store.atomic import atomic_path
 from ebmgraph.store.banks_h5 import load_banks, save_banks
 
@@ -16,12 +16,33 @@ CHECKPOINT = "checkpoint.pt"
 BANKS = "banks.h5"
 
 
+def _tensors(value, path: str):
+    """(path, tensor) of every tensor in nested dicts, lists, tuples and attrs states."""
+    if isinstance(value, torch.Tensor):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _tensors(item, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _tensors(item, f"{path}[{index}]")
+    elif hasattr(value, "__attrs_attrs__"):
+        yield from _tensors({f.name: getattr(value, f.name) for f in value.__attrs_attrs__}, path)
+
+
+def _first_non_finite(parts: dict) -> str | None:
+    for path, tensor in (item for name, part in parts.items() for item in _tensors(part, name)):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return path
+    return None
+
+
 def save_checkpoint(run_dir: str | Path, program, step: int) -> None:
-    """Banks first, then the checkpoint; each written to a temporary file and renamed."""
+    """Banks first, then the checkpoint; each written to a temporary file and renamed. Nothing is
+    written when any parameter, optimizer state or bank holds a non-finite value (DivergenceError):
+    the last checkpoint stays the last good one."""
     run_dir = Path(run_dir)
     banks = program.banks()
-    if banks:
-        save_banks(run_dir / BANKS, banks, step)
     state = {
         "step": step,
         "models": {name: model.state_dict() for name, model in program.models.items()},
@@ -29,6 +50,12 @@ def save_checkpoint(run_dir: str | Path, program, step: int) -> None:
         "nodes": {name: node.state_dict() for name, node in program.stateful().items()},
         "torch_rng": torch.get_rng_state(),
     }
+    bad = _first_non_finite({**{key: state[key] for key in ("models", "optimizers", "nodes")},
+                             "banks": {name: bank.state_dict() for name, bank in banks.items()}})
+    if bad is not None:
+        raise DivergenceError(f"step {step}: not checkpointed: '{bad}' holds non-finite values")
+    if banks:
+        save_banks(run_dir / BANKS, banks, step)
     with atomic_path(run_dir / CHECKPOINT) as temporary:
         torch.save(state, temporary)
 
