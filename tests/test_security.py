@@ -181,3 +181,10 @@ def test_non_finite_state_is_never_checkpointed(tmp_path, fast_graph):
     with pytest.raises(DivergenceError, match="'banks.bank.storage' holds non-finite values"):
         save_checkpoint(run, program, 3)
     assert {name: (run / name).read_bytes() for name in kept} == kept
+
+
+@pytest.mark.parametrize("device, message", [("bogus", "unknown device 'bogus'"),
+                                             ("cuda:7", "this machine has")])
+def test_a_device_this_machine_lacks_is_a_clear_error(tmp_path, device, message, capsys):
+    assert main(["run", "graphs/short_run.yaml", "--device", device, "--out", str(tmp_path / "run"), *SET]) == 2
+    assert message in capsys.readouterr().err

@@ -9,7 +9,7 @@ import types
 
 import torch
 
-from ebmgraph.errors import DivergenceError, NodeError
+from ebmgraph.errors import DataError, DivergenceError, NodeError
 from ebmgraph.engine.check import check_and_build
 from ebmgraph.engine.codegen import node_location, generate
 from ebmgraph.engine.context import StepContext
@@ -19,12 +19,28 @@ from ebmgraph.nodes.node import Bank, Stateful
 from ebmgraph.spec.schema import GraphSpec
 
 
+def usable_device(name: str | torch.device) -> torch.device:
+    """``name`` as a torch device this machine has; a DataError saying what to do otherwise."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise DataError(f"unknown device {str(name)!r} ({str(error).splitlines()[0]}); use e.g. cpu, cuda, cuda:1 "
+                        "(train.device or --device)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(f"device {str(name)!r} asked for (train.device or --device), but this machine has no CUDA "
+                        "device: run with --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise DataError(f"device {str(name)!r} asked for, but this machine has {torch.cuda.device_count()} CUDA "
+                        "device(s)")
+    return device
+
+
 class Program:
     """Everything a run needs: ``program.step(step_number)`` runs one compiled training step."""
 
     def __init__(self, spec: GraphSpec, device: str | torch.device | None = None, rank: int = 0):
         self.spec = spec
-        self.device = torch.device(device or spec.train.device)
+        self.device = usable_device(device or spec.train.device)
         self.rank = rank
         built = check_and_build(spec, self.device)
         self.plan: StepPlan = built.plan
