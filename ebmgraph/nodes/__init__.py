@@ -17,7 +17,7 @@ from ebmgraph.nodes.ports import ENERGY, LABEL, LOGITS, LOSS, SAMPLE, Port, Port
 from ebmgraph.nodes.registry import DerivedModelType, ModelType, OptimizerType, register
 
 __all__ = ["AmortizedDraw", "Augmentation", "Bank", "BatchOperation", "ChainInfo", "ChainKernel", "DataSource",
-           "DerivedModelType", "ENERGY", "EnergyKernel", "Kernel", "LABEL", "LOGITS", "LOSS", "LangevinParameters", "LossNode",
-           "ModelCall", "ModelType", "Node", "NoConfig", "NoiseSource", "OptimizerType", "Port", "PortType", "SAMPLE",
-           "SampleSource", "ShapeError", "Stateful", "Value", "contract_problems", "langevin_chain", "mala_chain",
-           "model_ref", "register"]
+           "DerivedModelType", "ENERGY", "EnergyKernel", "Kernel", "LABEL", "LOGITS", "LOSS",
+           "LangevinParameters", "LossNode", "ModelCall", "ModelType", "Node", "NoConfig", "NoiseSource",
+           "OptimizerType", "Port", "PortType", "SAMPLE", "SampleSource", "ShapeError", "Stateful", "Value",
+           "contract_problems", "langevin_chain", "mala_chain", "model_ref", "register"]
