@@ -49,3 +49,36 @@ def test_resume_changes_something_when_state_is_lost(tmp_path, fast_graph):
     Runner(spec, tmp_path / "split").run()
     a, b = _final_state(tmp_path / "whole"), _final_state(tmp_path / "split")
     assert any(not torch.equal(v, b["models"]["energy"][k]) for k, v in a["models"]["energy"].items())
+
+
+def test_two_crashes_in_a_row_before_the_checkpoint_rename_keep_the_run_resumable(tmp_path, fast_graph, monkeypatch):
+    """A crash after the banks of step 4 are written but before checkpoint.pt is renamed, twice in a
+    row (the resumed run crashes at the same point): the run still resumes from step 2 and ends
+    bit-identical to an uninterrupted run."""
+    import ebmgraph.store.checkpoint as checkpoint_module
+    from ebmgraph.runs.runner import Runner
+
+    overrides = ("train.steps=4", "train.checkpoint_every=2")
+    straight = tmp_path / "straight"
+    Runner(fast_graph("igebm", *overrides), straight).run()
+
+    crashed = tmp_path / "crashed"
+    Runner(fast_graph("igebm", "train.steps=2", "train.checkpoint_every=2"), crashed).run()
+    real_atomic = checkpoint_module.atomic_path
+
+    class Crash(Exception):
+        pass
+
+    def crashing(path):
+        if path.name == "checkpoint.pt":
+            raise Crash  # banks.h5 of step 4 is in place, checkpoint.pt of step 4 never is
+        return real_atomic(path)
+
+    monkeypatch.setattr(checkpoint_module, "atomic_path", crashing)
+    for _ in range(2):
+        with pytest.raises(Crash):
+            Runner(fast_graph("igebm", *overrides), crashed).run()
+    monkeypatch.setattr(checkpoint_module, "atomic_path", real_atomic)
+    Runner(fast_graph("igebm", *overrides), crashed).run()
+    for name, value in torch.load(straight / "checkpoint.pt", weights_only=True)["models"]["energy"].items():
+        assert torch.equal(value, torch.load(crashed / "checkpoint.pt", weights_only=True)["models"]["energy"][name])

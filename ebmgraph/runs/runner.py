@@ -116,7 +116,9 @@ class Runner:
         """Train until ``train.steps`` (or ``train.max_seconds``); returns the number of completed steps."""
         train = self.spec.train
         self._write_static_files()
-        start = load_checkpoint(self.run_dir, self.program) if (self.run_dir / CHECKPOINT).exists() else 0
+        resumed = (self.run_dir / CHECKPOINT).exists()
+        start = load_checkpoint(self.run_dir, self.program) if resumed else 0
+        self.on_disk = start if resumed else None
         _drop_records_after(self.run_dir / METRICS_FILE, start)
         deadline = time.perf_counter() + train.max_seconds if train.max_seconds else None
         timing = [time.perf_counter(), start]
@@ -149,7 +151,8 @@ class Runner:
 
     def _checkpoint(self, completed: int) -> None:
         with self._stopping_on_divergence():
-            save_checkpoint(self.run_dir, self.program, completed)
+            save_checkpoint(self.run_dir, self.program, completed, self.on_disk)
+        self.on_disk = completed
 
     @contextlib.contextmanager
     def _stopping_on_divergence(self):

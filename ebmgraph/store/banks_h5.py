@@ -22,14 +22,15 @@ def previous_path(path: Path) -> Path:
     return path.with_name(path.stem + ".previous" + path.suffix)
 
 
-def save_banks(path: str | Path, banks: dict, step: int) -> None:
-    """Write ``path`` atomically, keeping the file it replaces as ``*.previous.h5``: if a crash
-    comes before the matching checkpoint is renamed into place, the old checkpoint still finds
-    its banks."""
+def save_banks(path: str | Path, banks: dict, step: int, checkpoint_step: int | None = None) -> None:
+    """Write ``path`` atomically, keeping the banks of the checkpoint on disk (step
+    ``checkpoint_step``; when None, the file replaced) as ``*.previous.h5``: if a crash comes before
+    the matching checkpoint is renamed into place, the old checkpoint still finds its banks, even
+    after a second crash at the same point (the orphan of the first is replaced, never kept)."""
     path = Path(path)
     with atomic_path(path) as temporary:
         _write(temporary, banks, step)
-        if path.exists():
+        if path.exists() and checkpoint_step in (None, _step_of(path)):
             os.replace(path, previous_path(path))
 
 

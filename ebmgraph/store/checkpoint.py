@@ -37,10 +37,11 @@ def _first_non_finite(parts: dict) -> str | None:
     return None
 
 
-def save_checkpoint(run_dir: str | Path, program, step: int) -> None:
+def save_checkpoint(run_dir: str | Path, program, step: int, on_disk: int | None = None) -> None:
     """Banks first, then the checkpoint; each written to a temporary file and renamed. Nothing is
     written when any parameter, optimizer state or bank holds a non-finite value (DivergenceError):
-    the last checkpoint stays the last good one."""
+    the last checkpoint stays the last good one. ``on_disk`` is the step of the checkpoint now on
+    disk (None: not known), whose banks are kept until the new checkpoint is in place."""
     run_dir = Path(run_dir)
     banks = program.banks()
     state = {
@@ -55,7 +56,7 @@ def save_checkpoint(run_dir: str | Path, program, step: int) -> None:
     if bad is not None:
         raise DivergenceError(f"step {step}: not checkpointed: '{bad}' holds non-finite values")
     if banks:
-        save_banks(run_dir / BANKS, banks, step)
+        save_banks(run_dir / BANKS, banks, step, on_disk)
     with atomic_path(run_dir / CHECKPOINT) as temporary:
         torch.save(state, temporary)
 
