@@ -58,8 +58,11 @@ def command_run(args) -> int:
 def command_check(args) -> int:
     from ebmgraph.engine.check import check_graph
     from ebmgraph.engine.describe import describe_plan
+    from ebmgraph.eval.requirements import check_evaluation
 
-    print(describe_plan(check_graph(_load(args))))
+    plan = check_graph(_load(args))
+    check_evaluation(plan)
+    print(describe_plan(plan))
     return 0
 
 

@@ -152,7 +152,7 @@ def test_paper_profile_runs_and_evaluates_on_cifar_shaped_data(tmp_path, write_c
         "train.device=cpu", f"data.root={tmp_path / 'cifar'}", "data.batch_size=4", "train.steps=2",
         "train.progress=false", "train.sample_every=1", "train.checkpoint_every=1", "models.energy.widths=[8, 8, 8]",
         "models.energy.blocks_per_stage=1", "models.energy.channels=8", "nodes.negatives.steps=1",
-        "nodes.bank.capacity=16", "eval.n=8", "eval.steps=1"))
+        "nodes.bank.capacity=16", "eval.n=8", "eval.steps=1", "eval.metrics=[accuracy, ood]"))
     run = tmp_path / "run"
     Runner(spec, run).run()
     metrics = json.loads((run / "eval.json").read_text())["metrics"]

@@ -48,7 +48,7 @@ def test_a_repeated_phase_draws_its_samples_once(fast_graph):
 
     plan = check_graph(load_graph("graphs/damc_lebm.yaml"))
     first = plan.phases[0]
-    assert first.repeat == 6 and first.drawn_once == ("data", "initial", "posterior")
+    assert first.repeat == 6 and first.drawn_once == ("data", "initial", "posterior", "mask")
     assert first.nodes == ("amortizer_fit",) and first.watches == (("amortizer_fit", "loss"),)
     assert "posterior" not in plan.phases[1].nodes  # a later phase reuses the samples
 

@@ -137,7 +137,7 @@ class Graph:
 
     def add_optimizer(self, name: str, type: str, /, **keys: Any) -> Entry:
         """Add optimizer ``name``: ``models=[...]``, ``losses=[...]``, optional ``clip_grad_norm`` and
-        the optimizer type's keys (``lr``, ...)."""
+        ``schedule`` (e.g. ``{"type": "warmup", "steps": 2000}``), and the optimizer type's keys (``lr``, ...)."""
         return self._add("optimizers", name, type, keys)
 
     def add_phase(self, *optimizers: str, repeat: int = 1) -> None:

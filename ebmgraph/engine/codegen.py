@@ -73,6 +73,8 @@ def generate(plan: StepPlan) -> StepSource:
                      f"  # delay: bank written at the end of the step")
         line_to_node[len(lines)] = edge.target
     lines.append("    O.update_averages()")
+    if any(opt.schedule for opt in spec.optimizers.values()):
+        lines.append("    O.step_schedules()  # learning-rate schedules: one step per training step")
     losses = ", ".join(f'"{name}": {name}["loss"]' for name in spec.losses)
     samples = f'{plan.samples[0]}["{plan.samples[1]}"]' if plan.samples else "None"
     lines.append(f"    return {{{losses}}}, {samples}")

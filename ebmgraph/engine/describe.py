@@ -1,10 +1,11 @@
 """The summary ``ebmgraph check`` prints from the step plan: node order, phases, kernels with their
-resolved (a, b, T), models with parameter counts, optimizers."""
+resolved (a, b, T), models with parameter counts, optimizers with their learning-rate schedules."""
 
 from __future__ import annotations
 
 from ebmgraph.engine.plan import StepPlan
 from ebmgraph.nodes.node import Kernel
+from ebmgraph.spec.lr_schedule import describe_schedule
 
 
 def _phase_line(index: int, phase) -> str:
@@ -36,4 +37,7 @@ def describe_plan(plan: StepPlan) -> str:
     lines += ["", "optimizers:"]
     for name, opt in spec.optimizers.items():
         lines.append(f"  {name} ({opt.type}): models [{', '.join(opt.models)}] <- losses [{', '.join(opt.losses)}]")
+        if opt.schedule:
+            lr = getattr(opt.config, "lr", None)
+            lines.append(f"    schedule: {describe_schedule(opt.schedule, lr if isinstance(lr, float) else None)}")
     return "\n".join(lines)

@@ -3,6 +3,7 @@ nothing is downloaded."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import torch
@@ -27,18 +28,31 @@ class _Images(torch.utils.data.Dataset):
         return self.images[index]
 
 
-def inception_fid(samples: torch.Tensor, reference: torch.Tensor, weights: str | None) -> float:
-    """FID between samples and reference images with the Inception network at ``weights``."""
+def inception_problem(weights: str | None) -> str | None:
+    """Why the Inception metrics cannot run (no weights path, no such file, no torch-fidelity), or None."""
     if weights is None:
-        raise DataError(f"the 'fid' metric needs eval.inception_weights: the path of {WEIGHTS_HINT}")
-    path = Path(weights)
-    if not path.is_file():
-        raise DataError(f"Inception weights '{path}' not found (eval.inception_weights); it must be {WEIGHTS_HINT}")
-    try:
-        import torch_fidelity
-    except ImportError:
-        raise DataError("the 'fid' metric needs torch-fidelity: pip install 'ebmgraph[fid]'") from None
+        return f"the Inception metrics need eval.inception_weights: the path of {WEIGHTS_HINT}"
+    if not Path(weights).is_file():
+        return f"Inception weights '{weights}' not found (eval.inception_weights); it must be {WEIGHTS_HINT}"
+    if importlib.util.find_spec("torch_fidelity") is None:
+        return "the Inception metrics need torch-fidelity: pip install 'ebmgraph[fid]'"
+    return None
+
+
+def inception_metrics(samples: torch.Tensor, reference: torch.Tensor | None, weights: str | None) -> dict:
+    """Inception score of ``samples`` and, given ``reference`` images, their FID against them, with
+    the Inception network at ``weights``; the sample and reference counts come with them."""
+    problem = inception_problem(weights)
+    if problem is not None:
+        raise DataError(problem)
+    import torch_fidelity
+
+    fid = reference is not None
     metrics = torch_fidelity.calculate_metrics(
-        input1=_Images(samples), input2=_Images(reference), fid=True, feature_extractor_weights_path=str(path),
-        cuda=torch.cuda.is_available(), verbose=False)
-    return float(metrics["frechet_inception_distance"])
+        input1=_Images(samples), input2=_Images(reference) if fid else None, fid=fid, isc=not fid,
+        feature_extractor_weights_path=str(weights), cuda=torch.cuda.is_available(), verbose=False)
+    if fid:
+        return {"fid": float(metrics["frechet_inception_distance"]), "fid_samples": len(samples),
+                "fid_reference": len(reference)}
+    return {"inception_score": float(metrics["inception_score_mean"]),
+            "inception_score_std": float(metrics["inception_score_std"]), "inception_score_samples": len(samples)}

@@ -7,6 +7,7 @@ import time
 
 import attrs
 import torch
+from tqdm import tqdm
 
 from ebmgraph.engine.context import StepContext
 from ebmgraph.engine.program import Program
@@ -36,6 +37,11 @@ def default_metrics(data, latent: bool = False, classifier: bool = False) -> lis
     if data.type_name in TOY_TYPES:
         metrics.append("density")
     return metrics + ([] if latent else ["ood"])
+
+
+def _label(label: str, chunk: int | None) -> str:
+    """The randomness label of chunk ``chunk`` of a chunked draw (unchunked: ``label`` itself)."""
+    return label if chunk is None else f"{label}:chunk{chunk}"
 
 
 class Evaluation:
@@ -74,13 +80,19 @@ class Evaluation:
         return self.eval.steps if self.eval.steps is not None else self.program.nodes[self.kernel_name].config.steps
 
     def draw(self, n: int | None = None, steps: int | None = None) -> torch.Tensor:
-        """``n`` evaluation samples: fresh chains through the kernel's settings, or bank contents."""
+        """``n`` evaluation samples: fresh chains through the kernel's settings (in chunks of
+        eval.batch_size, each with its own randomness), or bank contents."""
         n = n or self.eval.n
         ctx = self.context()
         if self.eval.source == "bank":
             bank = self.program.nodes[self.eval.bank or next(iter(self.program.banks()))]
             return bank.state_dict().draw(n, ctx.generator(f"{EVAL_SEED_LABEL}:bank"))
-        return self.decoded(self.chains(self.initial_states(n), self.chain_steps(steps)))
+        size = self.eval.batch_size or n
+        chunks = [(start // size if n > size else None, min(size, n - start)) for start in range(0, n, size)]
+        return torch.cat([self.decoded(self.chains(self.initial_states(count, chunk), self.chain_steps(steps),
+                                                   chunk=chunk))
+                          for chunk, count in tqdm(chunks, desc="evaluation chains", unit="chunk",
+                                                   disable=len(chunks) == 1, leave=False)])
 
     def decoded(self, states: torch.Tensor) -> torch.Tensor:
         """The samples that chain ``states`` stand for: g(z) of the ``decode`` generator, else themselves."""
@@ -89,12 +101,12 @@ class Evaluation:
         with torch.no_grad():
             return self.program.models[self.eval.decode](states)
 
-    def chains(self, init: torch.Tensor, end: int, start: int = 0) -> torch.Tensor:
+    def chains(self, init: torch.Tensor, end: int, start: int = 0, chunk: int | None = None) -> torch.Tensor:
         """Chain steps ``start`` to ``end`` of the kernel's chain and settings (no differentiable
         steps) on the evaluation energy, from ``init`` (the states after step ``start``). With
         ``eval.augment``, an augmentation transition comes before every step that is a multiple of
         ``augment_every`` (Improved CD, Algorithm 2). A segment starting at step s draws its
-        randomness at step s."""
+        randomness at step s (and, for chunk ``chunk`` of a chunked draw, its own)."""
         kernel = self.program.nodes[self.kernel_name]
         energy = kernel.sampled_energy(self.energy)
         every = self.eval.augment_every if self.eval.augment else None
@@ -103,20 +115,23 @@ class Evaluation:
         for first, last in zip(cuts, cuts[1:]):
             ctx = StepContext(self.spec.seed, step=first, device=self.program.device)
             if every and first % every == 0:
-                x = self.program.nodes[self.eval.augment].augment(x, ctx.generator(self.eval.augment))
+                x = self.program.nodes[self.eval.augment].augment(x, ctx.generator(_label(self.eval.augment, chunk)))
             state, _ = kernel.chain(energy, x, attrs.evolve(kernel.config, steps=last - first),
-                                    ctx.generator(self.kernel_name), (self.energy,))
+                                    ctx.generator(_label(self.kernel_name, chunk)), (self.energy,))
             x = state.position
         return x
 
-    def initial_states(self, n: int) -> torch.Tensor:
+    def initial_states(self, n: int, chunk: int | None = None) -> torch.Tensor:
         """The states fresh evaluation chains start from (latents when the chains ``decode``)."""
         e, device = self.eval, self.program.device
-        generator = self.context().generator(f"{EVAL_SEED_LABEL}:init")
+        generator = self.context().generator(_label(f"{EVAL_SEED_LABEL}:init", chunk))
         if e.init == "generator":
             model = self.program.models[e.generator]
             with torch.no_grad():
-                return model(torch.randn((n, *model.latent_shape), generator=generator, device=device))
+                x = model(torch.randn((n, *model.latent_shape), generator=generator, device=device))
+            if e.generator_noise:  # a draw of p(x | z) = N(g(z), sigma^2 I), not its mean
+                x = x + model.sigma * torch.randn(x.shape, generator=generator, device=device)
+            return x
         if e.init == "amortizer":
             model = self.program.models[e.amortizer]
             with torch.no_grad():
@@ -169,11 +184,16 @@ class Evaluation:
         return {**exact, **evaluate_2d(toy.name, params, coarse, samples=samples)}
 
     def _fid(self, samples):
-        from ebmgraph.eval.inception import inception_fid
+        from ebmgraph.eval.inception import inception_metrics
 
-        reference = self.data.test_split()
+        reference = self.data.train_split()
         reference = reference if reference is not None else self.data.reference(len(samples))
-        return {"fid": inception_fid(samples, reference, self.eval.inception_weights)}
+        return inception_metrics(samples, reference, self.eval.inception_weights)
+
+    def _inception_score(self, samples):
+        from ebmgraph.eval.inception import inception_metrics
+
+        return inception_metrics(samples, None, self.eval.inception_weights)
 
     def _ood(self, samples):
         from ebmgraph.eval.ood import digits_ood_sets, energy_auroc

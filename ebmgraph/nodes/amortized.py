@@ -8,7 +8,7 @@ import torch
 
 from ebmgraph.nodes.mcmc.freezing import frozen_parameters
 from ebmgraph.nodes.ports import LOSS, SAMPLE, Port, ShapeError, Value, model_ref
-from ebmgraph.nodes.node import AmortizedDraw, LossNode, Node, run_on_meta
+from ebmgraph.nodes.node import AmortizedDraw, LossNode, Node, NoiseSource, run_on_meta
 from ebmgraph.nodes.registry import NODES
 
 
@@ -57,9 +57,8 @@ class AmortizedSample(AmortizedDraw):
 
 
 @attrs.define
-class DenoisingLossConfig:
+class ContextMaskConfig:
     unconditional_probability: float = 0.2
-    weight: float = 1.0
 
     def problems(self) -> list[tuple[str, str]]:
         if not 0.0 <= self.unconditional_probability <= 1.0:
@@ -68,17 +67,42 @@ class DenoisingLossConfig:
 
 
 @NODES.register
+class ContextMask(NoiseSource):
+    """Listing 2's mask for unconditional learning: 0 for a random ``unconditional_probability`` of
+    the samples of ``like``, 1 for the rest. A draw, so a repeated phase (Listing 2's M = 6 fits of
+    q_phi) uses one mask for all its repetitions, as the listing draws it once per batch."""
+
+    type_name = "context_mask"
+    Config = ContextMaskConfig
+    inputs = (Port("like", SAMPLE, "the batch the mask is for"),)
+    outputs = (Port("keep", SAMPLE, "float mask of shape (batch,): 1 keeps a sample's context, 0 zeroes it"),)
+
+    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
+        return {"keep": Value(SAMPLE, (inputs["like"].shape[0],))}
+
+    def __call__(self, ctx, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        draw = torch.rand(like.shape[0], generator=ctx.generator(self.name), device=like.device)
+        return {"keep": (draw >= self.config.unconditional_probability).to(like.dtype)}
+
+
+@attrs.define
+class DenoisingLossConfig:
+    weight: float = 1.0
+
+
+@NODES.register
 class DenoisingLoss(LossNode):
     """``weight * mean ½ ||ε_phi(z_λ, λ, c) - ε||²`` on the target latents ``z`` (eq. 3): the
     amortizer's M-estimation step toward the distribution MCMC produced (eq. 4). The context c is
-    the embedding of ``x``, zeroed for a random ``unconditional_probability`` of the samples so the
-    same network also learns q_phi(z) (Listing 2's 20% mask)."""
+    the embedding of ``x``, zeroed where ``keep`` (a ``context_mask``) is 0 so the same network also
+    learns q_phi(z); without ``keep`` every context is kept."""
 
     type_name = "denoising_loss"
     Config = DenoisingLossConfig
     inputs = (Port("amortizer", model_ref("amortizer"), "the diffusion amortizer q_phi being fitted"),
               Port("z", SAMPLE, "target latents (e.g. the posterior chains' output)"),
-              Port("x", SAMPLE, "the observations they belong to"))
+              Port("x", SAMPLE, "the observations they belong to"),
+              Port("keep", SAMPLE, "a context_mask: 0 zeroes a sample's context (default: keep all)", optional=True))
     outputs = (Port("loss", LOSS, "the scalar loss"),)
 
     def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
@@ -87,13 +111,15 @@ class DenoisingLoss(LossNode):
             raise ShapeError("z", f"the amortizer models latents of shape (B, {latent[0]})")
         if inputs["z"].shape[0] != inputs["x"].shape[0]:
             raise ShapeError("x", f"needs one observation per latent, {inputs['z'].shape[0]}")
+        if "keep" in inputs and tuple(inputs["keep"].shape) != (inputs["x"].shape[0],):
+            raise ShapeError("keep", f"needs one mask value per observation, shape ({inputs['x'].shape[0]},)")
         check_context(self, "x", inputs["x"])
         return {"loss": Value(LOSS, ())}
 
-    def __call__(self, ctx, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        amortizer, generator = self.models["amortizer"], ctx.generator(self.name)
-        keep = (torch.rand(x.shape[0], generator=generator, device=x.device)
-                >= self.config.unconditional_probability).to(x.dtype)
-        value = amortizer.denoising_loss(z.detach(), amortizer.context(x.detach(), keep), generator).mean()
+    def __call__(self, ctx, z: torch.Tensor, x: torch.Tensor, keep: torch.Tensor | None = None
+                 ) -> dict[str, torch.Tensor]:
+        amortizer = self.models["amortizer"]
+        context = amortizer.context(x.detach(), None if keep is None else keep.detach())
+        value = amortizer.denoising_loss(z.detach(), context, ctx.generator(self.name)).mean()
         ctx.record(self.name, "denoising", value)
         return {"loss": self.config.weight * value}

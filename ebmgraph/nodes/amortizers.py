@@ -5,6 +5,7 @@ supplementary eq. 2-4 and Table 3). Zeroing the embedding gives the unconditiona
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import attrs
 import torch
@@ -40,13 +41,24 @@ class FourierFeatures(nn.Module):
 
 class ConditionedBlock(nn.Module):
     """Table 3's basic block: a linear map of the input, scaled and shifted by a linear map of the
-    merged (context, time) embedding, plus a linear skip connection from the input."""
+    merged (context, time) embedding, plus a linear skip connection from the input. With
+    ``project``, the SiLU of the merged embedding first goes through Linear and SiLU to the
+    block's width (Table 3's "Linear, SiLU | nout" row)."""
 
-    def __init__(self, width_in: int, width_out: int, condition_dim: int):
+    def __init__(self, width_in: int, width_out: int, condition_dim: int, project: bool = False):
         super().__init__()
         self.linear = nn.Linear(width_in, width_out)
-        self.scale_shift = nn.Sequential(nn.SiLU(), nn.Linear(condition_dim, 2 * width_out))
+        hidden = [nn.Linear(condition_dim, width_out), nn.SiLU()] if project else []
+        self.scale_shift = nn.Sequential(nn.SiLU(), *hidden, nn.Linear(width_out if project else condition_dim,
+                                                                       2 * width_out))
         self.skip = nn.Linear(width_in, width_out)
+
+    def zero_output(self) -> None:
+        """Zero the layers that make the output, so that the block starts at 0 (its projection
+        of the condition keeps its initialization and so its gradient)."""
+        for layer in (self.linear, self.skip, self.scale_shift[-1]):
+            for parameter in layer.parameters():
+                nn.init.zeros_(parameter)
 
     def forward(self, h: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         scale, shift = self.scale_shift(condition).chunk(2, dim=1)
@@ -60,22 +72,22 @@ class NoisePredictor(nn.Module):
     exact ε-predictor of N(0, I) latents and U's last block starts at zero, so an untrained
     amortizer draws from N(0, I), the latent EBM's base distribution."""
 
-    def __init__(self, latent_dim: int, context_dim: int, widths: list[int], time_dim: int):
+    def __init__(self, latent_dim: int, context_dim: int, widths: list[int], time_dim: int, project: bool = False):
         super().__init__()
         self.time_dim = time_dim
         self.time = nn.Sequential(nn.Linear(time_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
         self.features = FourierFeatures(latent_dim)
         condition = context_dim + time_dim
         encoder_widths = [self.features.out_features] + list(widths)
-        self.down = nn.ModuleList(ConditionedBlock(a, b, condition) for a, b in zip(encoder_widths, encoder_widths[1:]))
-        self.middle = ConditionedBlock(widths[-1], widths[-1], condition)
+        self.down = nn.ModuleList(ConditionedBlock(a, b, condition, project)
+                                  for a, b in zip(encoder_widths, encoder_widths[1:]))
+        self.middle = ConditionedBlock(widths[-1], widths[-1], condition, project)
         decoder_widths = list(reversed(widths[:-1])) + [latent_dim]
         inputs = [widths[-1]] + decoder_widths[:-1]
-        self.up = nn.ModuleList(ConditionedBlock(a + skip, b, condition)
+        self.up = nn.ModuleList(ConditionedBlock(a + skip, b, condition, project)
                                 for a, skip, b in zip(inputs, reversed(widths), decoder_widths))
         self.activation = nn.SiLU()
-        for parameter in self.up[-1].parameters():
-            nn.init.zeros_(parameter)
+        self.up[-1].zero_output()
 
     def forward(self, z: torch.Tensor, log_snr: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         time = torch.atan(torch.exp(-0.5 * log_snr.clamp(-20, 20))) / (0.5 * math.pi)
@@ -91,10 +103,15 @@ class NoisePredictor(nn.Module):
         return signal_and_noise_scales(log_snr)[1][:, None].to(z.dtype) * z + h
 
 
-def context_encoder(input_shape: tuple[int, ...], channels: int, stages: int, embedding: int) -> nn.Module:
+def context_encoder(input_shape: tuple[int, ...], channels: int, stages: int, embedding: int,
+                    head: str = "linear") -> nn.Module:
     """Table 4's observation embedding: for (C, H, W) images a 3x3 convolution then ``stages`` 4x4
     stride-2 convolutions doubling the width, each with instance norm and leaky ReLU, then a
-    linear map to ``embedding``; for vectors a two-layer MLP."""
+    linear map to ``embedding`` (``head: linear``) or Table 4's last row (``head: conv``): a
+    convolution over the whole last map to ``embedding`` channels, norm and leaky ReLU. Instance
+    norm of that 1x1 map would output only its shift (PyTorch refuses it in training), so its
+    norm is over the channels (layer norm, the same 2 * embedding parameters). For vectors a
+    two-layer MLP."""
     if len(input_shape) != 3:
         width = math.prod(input_shape)
         return nn.Sequential(nn.Flatten(), nn.Linear(width, channels), nn.LeakyReLU(0.2), nn.Linear(channels, embedding))
@@ -105,8 +122,11 @@ def context_encoder(input_shape: tuple[int, ...], channels: int, stages: int, em
     for width_in, width_out in zip(widths, widths[1:]):
         layers += [nn.Conv2d(width_in, width_out, 4, 2, 1), nn.InstanceNorm2d(width_out, affine=True),
                    nn.LeakyReLU(0.2)]
-    cells = (height // 2**stages) * (width // 2**stages)
-    layers += [nn.Flatten(), nn.Linear(widths[-1] * cells, embedding)]
+    last = (height // 2**stages, width // 2**stages)
+    if head == "conv":
+        layers += [nn.Conv2d(widths[-1], embedding, last), nn.GroupNorm(1, embedding), nn.LeakyReLU(0.2), nn.Flatten()]
+    else:
+        layers += [nn.Flatten(), nn.Linear(widths[-1] * last[0] * last[1], embedding)]
     return nn.Sequential(*layers)
 
 
@@ -169,6 +189,8 @@ class DiffusionAmortizerConfig:
     context_embedding: int = 128
     context_channels: int = 32
     context_stages: int = 2
+    context_head: Literal["linear", "conv"] = "linear"
+    project_condition: bool = False
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
@@ -187,9 +209,13 @@ class DiffusionAmortizerConfig:
 class DiffusionAmortizerType(ModelType):
     """DDPM amortizer on latents of size ``latent_dim`` conditioned on the observation (DAMC): ``steps``
     sampling steps on the cosine log-SNR schedule from ``log_snr_max`` to ``log_snr_min``; an
-    MLP U-Net noise predictor with encoder ``widths``; the observation embedded to
-    ``context_embedding`` features (images: instance-normed convolutions from
-    ``context_channels`` over ``context_stages`` stride-2 stages)."""
+    MLP U-Net noise predictor with encoder ``widths`` (``project_condition``: Table 3's projection
+    of the merged embedding in every block); the observation embedded to ``context_embedding``
+    features (images: instance-normed convolutions from ``context_channels`` over
+    ``context_stages`` stride-2 stages, then a linear map or, with ``context_head: conv``, Table
+    4's Conv-Norm-LReLU). DAMC's CIFAR-10 Q is ``context_channels: 64`` (nif),
+    ``context_stages: 3``, ``context_embedding: 1024`` (nemb), ``context_head: conv``,
+    ``project_condition: true``."""
 
     type_name = "diffusion_amortizer"
     role = "amortizer"
@@ -198,9 +224,9 @@ class DiffusionAmortizerType(ModelType):
     @classmethod
     def build(cls, config: DiffusionAmortizerConfig, input_shape: tuple[int, ...]) -> nn.Module:
         encoder = context_encoder(input_shape, config.context_channels, config.context_stages,
-                                  config.context_embedding)
+                                  config.context_embedding, config.context_head)
         predictor = NoisePredictor(config.latent_dim, config.context_embedding, list(config.widths),
-                                   config.time_embedding)
+                                   config.time_embedding, config.project_condition)
         schedule = LogSNRSchedule(config.log_snr_min, config.log_snr_max)
         return DiffusionAmortizer(config.latent_dim, config.steps, schedule, encoder, config.context_embedding,
                                   predictor)

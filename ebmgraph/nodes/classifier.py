@@ -62,7 +62,7 @@ class ConvClassifier(ModelType):
 
     @classmethod
     def build(cls, config: ConvClassifierConfig, input_shape: tuple[int, ...]) -> nn.Module:
-        check_image_size(cls.type_name, input_shape, config.stages)
+        check_image_size(cls.type_name, input_shape, config.downsamplings)
         *features, head = conv_body(config, input_shape[0])
         logits = maybe_spectral_norm(nn.Linear(head.in_features, config.classes), config.spectral_norm)
         return ClassifierEnergy(input_shape, nn.Sequential(*features, logits), config.classes)

@@ -179,6 +179,9 @@ class _Dataset(DataSource):
     def test_split(self) -> torch.Tensor | None:
         return None if self._test is None else self.to_samples(self._test)
 
+    def train_split(self) -> torch.Tensor:
+        return self.to_samples(self._train)
+
 
 @functools.cache
 def bundled_digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

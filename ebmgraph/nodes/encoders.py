@@ -33,17 +33,23 @@ class GaussianEncoder(nn.Module):
 
 @attrs.define
 class ConvEncoderConfig:
+    """``stem: true`` starts with a 3x3 stride-1 convolution to ``channels``, so that the
+    stride-2 stages double the width from there."""
+
     latent_dim: int = 16
     channels: int = 32
     stages: int = 2
     activation: Activation = "leaky_relu"
+    stem: bool = False
 
 
 @MODELS.register
 class ConvEncoder(ModelType):
-    """Convolutional gaussian inference model for (C, H, W) images: ``stages`` 4x4 stride-2
-    convolutions doubling the width from ``channels``, then a linear map to the mean and log
-    variance of z (``latent_dim`` each)."""
+    """Convolutional gaussian inference model for (C, H, W) images: optionally a 3x3 stem of width
+    ``channels``, then ``stages`` 4x4 stride-2 convolutions doubling the width (from ``channels``,
+    or from its double after a stem), each followed by the activation, then a linear map to the
+    mean and log variance of z (``latent_dim`` each; the same as a convolution over the whole
+    last map)."""
 
     type_name = "conv_encoder"
     role = "encoder"
@@ -53,8 +59,12 @@ class ConvEncoder(ModelType):
     def build(cls, config: ConvEncoderConfig, input_shape: tuple[int, ...]) -> nn.Module:
         channels, height, width = image_size(cls.type_name, input_shape, config.stages)
         factor = 2**config.stages
-        widths = [channels] + [config.channels * 2**i for i in range(config.stages)]
         layers: list[nn.Module] = []
+        if config.stem:
+            layers += [nn.Conv2d(channels, config.channels, 3, 1, 1), activation(config.activation)]
+            widths = [config.channels * 2**i for i in range(config.stages + 1)]
+        else:
+            widths = [channels] + [config.channels * 2**i for i in range(config.stages)]
         for width_in, width_out in zip(widths, widths[1:]):
             layers += [nn.Conv2d(width_in, width_out, 4, 2, 1), activation(config.activation)]
         layers += [nn.Flatten(), nn.Linear(widths[-1] * (height // factor) * (width // factor), 2 * config.latent_dim)]

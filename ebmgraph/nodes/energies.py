@@ -97,12 +97,14 @@ def group_norm(width: int) -> nn.Module:
 
 class ResidualBlock(nn.Module):
     """Pre-activation residual block: two 3x3 convs (each after optional group norm and the
-    activation), with a 1x1 shortcut when widths differ."""
+    activation), with a 1x1 shortcut when widths differ. Without ``preactivate`` the first conv
+    reads the input directly (SNGAN's first block, for a network without a stem)."""
 
-    def __init__(self, width_in: int, width_out: int, act: str, sn: bool, norm: bool = False):
+    def __init__(self, width_in: int, width_out: int, act: str, sn: bool, norm: bool = False,
+                 preactivate: bool = True):
         super().__init__()
         self.residual = nn.Sequential(
-            *([group_norm(width_in)] if norm else []), activation(act),
+            *([group_norm(width_in)] if norm and preactivate else []), *([activation(act)] if preactivate else []),
             maybe_spectral_norm(nn.Conv2d(width_in, width_out, 3, padding=1), sn),
             *([group_norm(width_out)] if norm else []), activation(act),
             maybe_spectral_norm(nn.Conv2d(width_out, width_out, 3, padding=1), sn))
@@ -146,7 +148,9 @@ class SpatialPool(nn.Module):
 class ConvEnergyConfig:
     """``widths``: the width of each stage (default ``channels * 2**stage``); ``attention``: stages
     followed by a self-attention block; ``norm: group`` puts group norm in the residual blocks;
-    ``pooling``: sum or mean over positions before the linear head."""
+    ``pooling``: sum or mean over positions before the linear head; ``downsample``: the stages
+    that end in 2x average pooling (default all); ``stem: false`` drops the 3x3 stem, so that the
+    first residual block reads the image without a leading activation (SNGAN's first block)."""
 
     channels: int = 32
     stages: int = 2
@@ -157,42 +161,67 @@ class ConvEnergyConfig:
     attention: list[int] = attrs.Factory(list)
     norm: Literal["none", "group"] = "none"
     pooling: Literal["sum", "mean"] = "sum"
+    downsample: list[int] | None = None
+    stem: bool = True
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
         if self.widths is not None and len(self.widths) != self.stages:
             out.append(("widths", f"give one width per stage ({self.stages}), found {len(self.widths)}"))
-        if any(not 0 <= stage < self.stages for stage in self.attention):
-            out.append(("attention", f"stages are numbered 0 to {self.stages - 1}, found {self.attention}"))
+        for key in ("attention", "downsample"):
+            stages = getattr(self, key) or []
+            if any(not 0 <= stage < self.stages for stage in stages):
+                out.append((key, f"stages are numbered 0 to {self.stages - 1}, found {stages}"))
         return out
 
     def stage_width(self, stage: int) -> int:
         return self.widths[stage] if self.widths is not None else self.channels * 2**stage
 
+    def pools(self, stage: int) -> bool:
+        """Whether ``stage`` ends in 2x average pooling."""
+        return self.downsample is None or stage in self.downsample
 
-def conv_body(config: ConvEnergyConfig, in_channels: int, first_stage: int = 0) -> nn.Sequential:
-    """Stem, the stages from ``first_stage`` on (residual blocks, optional attention, 2x average
-    pooling) and the head (activation, pooling over positions, linear map to a scalar)."""
+    @property
+    def downsamplings(self) -> int:
+        """How many stages halve the resolution."""
+        return sum(self.pools(stage) for stage in range(self.stages))
+
+
+def conv_body(config: ConvEnergyConfig, in_channels: int, removed: int = 0) -> nn.Sequential:
+    """Stem, the stages (residual blocks, 2x average pooling where the stage downsamples, then
+    the optional attention) and the head (activation, pooling over positions, linear map to a
+    scalar). The last block of a downsampling stage with its pooling is its "down-sampled
+    residual block" (Improved CD Table 5's "ResBlock Down"); ``removed`` drops the first that many
+    of them (appendix B.1's half- and quarter-resolution networks)."""
     sn, norm = config.spectral_norm, config.norm == "group"
-    layers: list[nn.Module] = [maybe_spectral_norm(nn.Conv2d(in_channels, config.channels, 3, padding=1), sn)]
-    width = config.channels
-    for stage in range(first_stage, config.stages):
-        for _ in range(config.blocks_per_stage):
-            layers.append(ResidualBlock(width, config.stage_width(stage), config.activation, sn, norm))
+    layers: list[nn.Module] = []
+    width = in_channels
+    if config.stem:
+        layers.append(maybe_spectral_norm(nn.Conv2d(in_channels, config.channels, 3, padding=1), sn))
+        width = config.channels
+    for stage in range(config.stages):
+        pool, blocks = config.pools(stage), config.blocks_per_stage
+        if pool and removed > 0:
+            pool, blocks, removed = False, blocks - 1, removed - 1
+        for _ in range(blocks):
+            layers.append(ResidualBlock(width, config.stage_width(stage), config.activation, sn, norm,
+                                        preactivate=bool(layers)))
             width = config.stage_width(stage)
+        if pool:
+            layers.append(nn.AvgPool2d(2))
         if stage in config.attention:
             layers.append(SelfAttention(width, sn))
-        layers.append(nn.AvgPool2d(2))
     layers += [activation(config.activation), SpatialPool(config.pooling), maybe_spectral_norm(nn.Linear(width, 1), sn)]
     return nn.Sequential(*layers)
 
 
 @MODELS.register
 class ConvEnergy(ModelType):
-    """Convolutional ResNet energy for (C, H, W) images: a 3x3 stem of width ``channels``, then
-    ``stages`` stages of ``blocks_per_stage`` residual blocks and 2x average pooling (width
-    doubling each stage unless ``widths`` is given), optional self-attention and group norm; the
-    head applies the activation, pools over positions and maps to a scalar. No batch norm, since
+    """Convolutional ResNet energy for (C, H, W) images: a 3x3 stem of width ``channels`` (unless
+    ``stem`` is false), then ``stages`` stages of ``blocks_per_stage`` residual blocks and 2x
+    average pooling (width doubling each stage unless ``widths`` is given; only the
+    ``downsample`` stages pool, when given), optional self-attention and group norm; the head
+    applies the activation, pools over positions and maps to a scalar. No batch norm, since
     samplers differentiate through the network."""
 
     type_name = "conv_energy"
@@ -201,5 +230,5 @@ class ConvEnergy(ModelType):
 
     @classmethod
     def build(cls, config: ConvEnergyConfig, input_shape: tuple[int, ...]) -> nn.Module:
-        check_image_size(cls.type_name, input_shape, config.stages)
+        check_image_size(cls.type_name, input_shape, config.downsamplings)
         return EnergyNet(input_shape, conv_body(config, input_shape[0]))

@@ -4,12 +4,13 @@ latents and generate from them (Dual-MCMC, Cui & Han 2023, Section 3)."""
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import attrs
 import torch
 from torch import nn
 
-from ebmgraph.nodes.energies import Activation, activation, image_size
+from ebmgraph.nodes.energies import Activation, activation, group_norm, image_size
 from ebmgraph.nodes.ports import SAMPLE, Port, ShapeError, Value, model_ref
 from ebmgraph.nodes.node import ModelCall, NoiseSource
 from ebmgraph.nodes.registry import MODELS, NODES, ModelType, Node
@@ -52,21 +53,72 @@ class GaussianGenerator(nn.Module):
 
 @attrs.define
 class DeconvGeneratorConfig:
+    """``widths``: the width of each hidden feature map, the first (the linear map of z) first
+    (default ``channels`` doubled from the last map back to the first); ``block: residual``
+    upsamples with residual blocks instead of 4x4 transposed convolutions; ``output_kernel``: a
+    last stride-1 (transposed) convolution with this odd kernel maps the last hidden map to the
+    image, so that every one of the ``stages`` upsamplings outputs a hidden map (without it the
+    last upsampling outputs the image); ``norm: group`` puts group norm in the residual blocks."""
+
     latent_dim: int = 16
     channels: int = 64
     stages: int = 2
     sigma: float = 0.3
     activation: Activation = "leaky_relu"
+    widths: list[int] | None = None
+    block: Literal["deconv", "residual"] = "deconv"
+    output_kernel: int | None = None
+    norm: Literal["none", "group"] = "none"
 
     def problems(self) -> list[tuple[str, str]]:
-        return [] if self.sigma > 0 else [("sigma", f"must be > 0, found {self.sigma}")]
+        out = [] if self.sigma > 0 else [("sigma", f"must be > 0, found {self.sigma}")]
+        if self.widths is not None and len(self.widths) != self.hidden_maps:
+            which = "each upsampling" if self.output_kernel else "each upsampling but the last"
+            out.append(("widths", (f"give one width per hidden feature map ({self.hidden_maps}: the first map "
+                                   f"and {which}), found {len(self.widths)}")))
+        if self.output_kernel is not None and (self.output_kernel < 1 or self.output_kernel % 2 == 0):
+            out.append(("output_kernel", f"must be an odd kernel size, found {self.output_kernel}"))
+        if self.block == "residual" and self.output_kernel is None:
+            out.append(("output_kernel", "residual upsampling needs an output convolution (e.g. output_kernel: 3)"))
+        if self.norm != "none" and self.block != "residual":
+            out.append(("norm", "group norm goes in residual blocks: set block: residual"))
+        return out
+
+    @property
+    def hidden_maps(self) -> int:
+        return self.stages + (self.output_kernel is not None)
+
+    def hidden_widths(self) -> list[int]:
+        n = self.hidden_maps
+        return list(self.widths) if self.widths is not None else [self.channels * 2 ** (n - 1 - i) for i in range(n)]
+
+
+class UpBlock(nn.Module):
+    """Residual 2x upsampling block (SNGAN's generator block): optional group norm, activation,
+    nearest 2x upsampling, 3x3 conv, optional group norm, activation, 3x3 conv; the shortcut is
+    the upsampled input through a 1x1 conv."""
+
+    def __init__(self, width_in: int, width_out: int, act: str, norm: bool):
+        super().__init__()
+        self.residual = nn.Sequential(
+            *([group_norm(width_in)] if norm else []), activation(act), nn.Upsample(scale_factor=2),
+            nn.Conv2d(width_in, width_out, 3, padding=1),
+            *([group_norm(width_out)] if norm else []), activation(act), nn.Conv2d(width_out, width_out, 3, padding=1))
+        self.shortcut = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(width_in, width_out, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.residual(x)
 
 
 @MODELS.register
 class DeconvGenerator(ModelType):
-    """Deconvolutional generator for (C, H, W) images in [-1, 1]: a linear map of z to
-    (channels * 2^(stages-1), H / 2^stages, W / 2^stages), then ``stages`` 4x4 transposed
-    convolutions doubling the resolution, tanh output; gaussian observation noise ``sigma``."""
+    """Deconvolutional generator for (C, H, W) images in [-1, 1]: a linear map of z to the first
+    feature map (width ``widths[0]``, size H / 2^stages), then ``stages`` 2x upsamplings (4x4
+    stride-2 transposed convolutions, or residual blocks with ``block: residual``), each after
+    the activation, optionally an ``output_kernel`` convolution to the image, tanh output;
+    gaussian observation noise ``sigma``. DAMC Table 2's CIFAR-10 generator is ``stages: 2``,
+    ``widths: [1024, 512, 256]``, ``output_kernel: 3`` (its 8x8 ConvT of the 1x1 z is this linear
+    map, with one bias per element instead of per channel)."""
 
     type_name = "deconv_generator"
     role = "generator"
@@ -76,17 +128,34 @@ class DeconvGenerator(ModelType):
     def build(cls, config: DeconvGeneratorConfig, input_shape: tuple[int, ...]) -> nn.Module:
         channels, height, width = image_size(cls.type_name, input_shape, config.stages)
         factor = 2**config.stages
-        widths = [config.channels * 2 ** (config.stages - 1 - i) for i in range(config.stages)] + [channels]
+        hidden = config.hidden_widths()
+        widths = hidden if config.output_kernel is not None else hidden + [channels]
         layers: list[nn.Module] = [nn.Linear(config.latent_dim, widths[0] * (height // factor) * (width // factor)),
                                    nn.Unflatten(1, (widths[0], height // factor, width // factor))]
         for width_in, width_out in zip(widths, widths[1:]):
-            layers += [activation(config.activation), nn.ConvTranspose2d(width_in, width_out, 4, 2, 1)]
+            if config.block == "residual":
+                layers.append(UpBlock(width_in, width_out, config.activation, config.norm == "group"))
+            else:
+                layers += [activation(config.activation), nn.ConvTranspose2d(width_in, width_out, 4, 2, 1)]
+        if config.output_kernel is not None:
+            kernel = config.output_kernel
+            output = (nn.Conv2d(widths[-1], channels, kernel, padding=kernel // 2) if config.block == "residual"
+                      else nn.ConvTranspose2d(widths[-1], channels, kernel, 1, kernel // 2))
+            layers += [*([group_norm(widths[-1])] if config.block == "residual" and config.norm == "group" else []),
+                       activation(config.activation), output]
         layers.append(nn.Tanh())
         return GaussianGenerator(config.latent_dim, config.sigma, nn.Sequential(*layers))
 
 
 def _latent_shape(node: Node, port: str) -> tuple[int, ...]:
     return tuple(node.models[port].latent_shape)
+
+
+def _generated_shape(node: Node, z: Value) -> tuple[int, ...]:
+    """The shape of g(z) for ``node``'s generator, or a ShapeError naming port ``z``."""
+    if z.shape[1:] != _latent_shape(node, "generator"):
+        raise ShapeError("z", f"the generator takes latents of shape (B, {_latent_shape(node, 'generator')[0]})")
+    return node.check_model_input("generator", "z", z)
 
 
 @attrs.define
@@ -126,9 +195,28 @@ class Generate(ModelCall):
     outputs = (Port("x", SAMPLE, "generated samples g(z)"),)
 
     def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
-        if inputs["z"].shape[1:] != _latent_shape(self, "generator"):
-            raise ShapeError("z", f"the generator takes latents of shape (B, {_latent_shape(self, 'generator')[0]})")
-        return {"x": Value(SAMPLE, self.check_model_input("generator", "z", inputs["z"]))}
+        return {"x": Value(SAMPLE, _generated_shape(self, inputs["z"]))}
 
     def __call__(self, ctx, z: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"x": self.models["generator"](z)}
+
+
+@NODES.register
+class GeneratorSample(NoiseSource):
+    """x ~ p_theta(x | z) = N(g(z), sigma^2 I): a draw from the generator's observation model, with
+    its noise (Dual-MCMC eq. 20 starts x-Langevin from such draws; ``generate`` gives the mean g(z))."""
+
+    type_name = "generator_sample"
+    inputs = (Port("generator", model_ref("generator"), "the generator p_theta(x | z)"),
+              Port("z", SAMPLE, "latents"))
+    outputs = (Port("x", SAMPLE, "draws g(z) + sigma * noise (constants for parameter learning)", stop_gradient=True),)
+
+    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
+        return {"x": Value(SAMPLE, _generated_shape(self, inputs["z"]))}
+
+    def __call__(self, ctx, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        generator = self.models["generator"]
+        with torch.no_grad():
+            mean = generator(z)
+        return {"x": mean + generator.sigma * torch.randn(mean.shape, generator=ctx.generator(self.name),
+                                                          device=mean.device)}

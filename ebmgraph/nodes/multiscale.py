@@ -42,17 +42,20 @@ class MultiscaleEnergyConfig(ConvEnergyConfig):
 
     def problems(self) -> list[tuple[str, str]]:
         out = super().problems()
-        if not 1 <= self.scales <= self.stages + 1:
-            out.append(("scales", f"must be between 1 and stages + 1 = {self.stages + 1}: the network at scale s "
-                                  f"drops the first s of the {self.stages} downsampling stages, found {self.scales}"))
+        if not 1 <= self.scales <= self.downsamplings + 1:
+            out.append(("scales", (f"must be between 1 and {self.downsamplings + 1}, the downsampling stages + 1 "
+                                   f"(the network at scale s drops the first s down-sampled residual blocks), "
+                                   f"found {self.scales}")))
         return out
 
 
 @MODELS.register
 class MultiscaleEnergy(ModelType):
     """E(x) = sum over s < ``scales`` of E_s(x downsampled s times). E_0 is the ``conv_energy`` the
-    config describes; E_s is the same network without its first s downsampling stages (appendix
-    B.1), so that every scale ends at the same feature resolution."""
+    config describes; E_s is the same network with its first s down-sampled residual blocks
+    removed (appendix B.1): of each of the first s downsampling stages, the last residual block
+    and its 2x pooling (Table 5's "ResBlock Down"); the stage's other blocks and its attention
+    stay. Every scale thus ends at the same feature resolution."""
 
     type_name = "multiscale_energy"
     role = "energy"
@@ -60,6 +63,6 @@ class MultiscaleEnergy(ModelType):
 
     @classmethod
     def build(cls, config: MultiscaleEnergyConfig, input_shape: tuple[int, ...]) -> nn.Module:
-        check_image_size(cls.type_name, input_shape, config.stages)
-        nets = [conv_body(config, input_shape[0], first_stage=scale) for scale in range(config.scales)]
+        check_image_size(cls.type_name, input_shape, config.downsamplings)
+        nets = [conv_body(config, input_shape[0], removed=scale) for scale in range(config.scales)]
         return EnergyNet(input_shape, ScaleSum(nets))

@@ -118,6 +118,10 @@ class DataSource(SampleSource):
     def test_split(self) -> torch.Tensor | None:
         """Held-out samples, or None."""
 
+    def train_split(self) -> torch.Tensor | None:
+        """Every training sample (the FID reference set), or None for data drawn afresh each step."""
+        return None
+
 
 class NoiseSource(SampleSource):
     """Fresh random states (chain initializations, latent draws)."""

@@ -93,6 +93,14 @@ def sample_run(run_dir: Path, n: int | None = None, steps: int | None = None, ou
     return [path, strip]
 
 
+def metric_summary(metrics: dict) -> str:
+    """One line of an evaluation's scalar metrics; FID and IS name the sample counts they used."""
+    counts = {"fid": lambda: f" ({metrics['fid_samples']} samples vs {metrics['fid_reference']} training images)",
+              "inception_score": lambda: f" ({metrics['inception_score_samples']} samples)"}
+    return ", ".join(f"{k}={v:.4g}{counts[k]() if k in counts else ''}" for k, v in metrics.items()
+                     if isinstance(v, float))
+
+
 def write_evaluation(program: Program, run_dir: Path, step: int, n: int | None = None) -> dict:
     """Evaluate, write eval.json and the samples PNG, append the record to eval.jsonl."""
     record, samples = Evaluation(program).run(n)

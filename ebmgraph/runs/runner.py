@@ -13,8 +13,9 @@ from tqdm import tqdm
 
 from ebmgraph.engine.plan_record import plan_record
 from ebmgraph.engine.program import Program
+from ebmgraph.eval.requirements import check_evaluation
 from ebmgraph.runs.health import AcceptanceWatch
-from ebmgraph.runs.run_dir import write_evaluation
+from ebmgraph.runs.run_dir import metric_summary, write_evaluation
 from ebmgraph.errors import DivergenceError
 from ebmgraph.spec.dump import dumps
 from ebmgraph.spec.schema import GraphSpec
@@ -35,11 +36,13 @@ def new_run_dir(root: str | Path, name: str) -> Path:
 
 
 def _scalars(losses: dict[str, torch.Tensor], diagnostics: dict) -> dict[str, float]:
+    """Tensors as floats (one transfer for all); Python numbers (e.g. learning rates) as they are."""
     values = {f"loss/{name}": value for name, value in losses.items()}
     values.update(diagnostics)
-    names = list(values)
-    stacked = torch.stack([torch.as_tensor(values[n], dtype=torch.float32).detach().cpu() for n in names])
-    return dict(zip(names, stacked.tolist()))
+    names = [n for n, v in values.items() if isinstance(v, torch.Tensor)]
+    stacked = torch.stack([values[n].detach().to("cpu", torch.float32) for n in names]) if names else torch.empty(0)
+    tensors = dict(zip(names, stacked.tolist()))
+    return {n: tensors[n] if n in tensors else float(v) for n, v in values.items()}
 
 
 def _postfix(scalars: dict[str, float]) -> dict[str, str]:
@@ -71,6 +74,7 @@ class Runner:
         self.spec = spec
         self.run_dir = Path(run_dir)
         self.program = Program(spec, device)
+        check_evaluation(self.program.plan)
         self.acceptance = AcceptanceWatch()
         self.reference = self.program.plot_reference()
 
@@ -95,8 +99,7 @@ class Runner:
 
     def _evaluate(self, completed: int, bar) -> None:
         record = write_evaluation(self.program, self.run_dir, completed)
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items() if isinstance(v, float))
-        bar.write(f"eval at step {completed}: {shown}", file=sys.stderr)
+        bar.write(f"eval at step {completed}: {metric_summary(record['metrics'])}", file=sys.stderr)
 
     def _log(self, metrics, bar, losses, ctx, completed: int, timing: list[float]) -> None:
         """One metrics.jsonl record; ``timing`` is [time, step] of the previous record."""
@@ -115,9 +118,9 @@ class Runner:
     def run(self) -> int:
         """Train until ``train.steps`` (or ``train.max_seconds``); returns the number of completed steps."""
         train = self.spec.train
-        self._write_static_files()
         resumed = (self.run_dir / CHECKPOINT).exists()
         start = load_checkpoint(self.run_dir, self.program) if resumed else 0
+        self._write_static_files()  # after loading: a refused resume leaves the run's files as they were
         self.on_disk = start if resumed else None
         _drop_records_after(self.run_dir / METRICS_FILE, start)
         deadline = time.perf_counter() + train.max_seconds if train.max_seconds else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import yaml
 
 from ebmgraph.spec.convert import unstructure
+from ebmgraph.spec.lr_schedule import schedule_value
 from ebmgraph.spec.schema import GraphSpec, NodeSpec
 
 
@@ -32,7 +33,8 @@ def to_dict(spec: GraphSpec) -> dict:
         "nodes": {name: _node(n) for name, n in spec.nodes.items()},
         "losses": {name: _node(n) for name, n in spec.losses.items()},
         "optimizers": {name: {"type": o.type, "models": list(o.models), "losses": list(o.losses),
-                              "clip_grad_norm": o.clip_grad_norm, **unstructure(o.config)}
+                              "clip_grad_norm": o.clip_grad_norm, "schedule": schedule_value(o.schedule),
+                              **unstructure(o.config)}
                        for name, o in spec.optimizers.items()},
         "schedule": unstructure(spec.schedule),
         "train": unstructure(spec.train),

@@ -11,6 +11,7 @@ import attrs
 
 from ebmgraph.errors import Diagnostic, GraphError
 from ebmgraph.spec.convert import describe, structure
+from ebmgraph.spec.lr_schedule import parse_schedule
 from ebmgraph.spec.overrides import apply_profile, apply_set
 from ebmgraph.spec.schema import (BINDING_KEYS, REQUIRED_SECTIONS, SECTIONS, EvalSpec, GraphSpec, ModelSpec,
                                   NodeSpec, OptimizerSpec, ScheduleSpec, TrainSpec)
@@ -130,8 +131,10 @@ class _Loader:
             lists[key] = value if isinstance(value, list) else []
         clip = structure(float | None, binding.get("clip_grad_norm"), self.src, path + ("clip_grad_norm",),
                          self.errors)
+        schedule = parse_schedule(binding.get("schedule"), self.src, path + ("schedule",), self.errors,
+                                  lr if isinstance(lr := getattr(config, "lr", None), float) else None)
         return OptimizerSpec(type=cls.type_name, models=lists["models"], losses=lists["losses"],
-                             clip_grad_norm=clip, config=config)
+                             clip_grad_norm=clip, config=config, schedule=schedule)
 
     def entries(self, section: str, make) -> dict:
         out = {}

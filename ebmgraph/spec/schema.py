@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import attrs
 
+from ebmgraph.spec.lr_schedule import LRSchedulePiece
 from ebmgraph.spec.source import Source
 
 
@@ -52,7 +53,9 @@ class ScheduleSpec:
     phases: list[PhaseSpec] = attrs.field(factory=list)
 
 
-Metric = Literal["fd", "modes", "ood", "density", "fid", "accuracy"]
+Metric = Literal["fd", "modes", "ood", "density", "fid", "inception_score", "accuracy"]
+#: Metrics computed with the Inception network (torch-fidelity and local weights at eval.inception_weights).
+INCEPTION_METRICS = ("fid", "inception_score")
 
 
 @attrs.define
@@ -60,14 +63,17 @@ class EvalSpec:
     """``eval:`` how evaluation samples are drawn and which metrics are computed.
 
     ``source: chains`` runs ``n`` fresh chains from ``init`` (uniform noise on [low, high],
-    gaussian noise with ``std``, g(z), z ~ N(0, I), of generator model ``generator``, or the
+    gaussian noise with ``std``, g(z), z ~ N(0, I), of generator model ``generator`` (plus its
+    observation noise sigma with ``generator_noise``: a draw of p(x | z)), or the
     unconditional draws of amortizer model ``amortizer``) through
     the settings of kernel node ``kernel`` for ``steps`` steps
     (defaults: the first kernel and its steps); ``source: bank`` takes ``n`` items of bank node
     ``bank``. The energy scored is ``energy`` (default: the kernel's), its EMA copy when the graph
     has one. ``metrics`` defaults to every metric that applies to the data (digits: fd, modes,
-    ood; 2-D toys: density, ood); ``fid`` (Inception FID against the test split) needs
-    torch-fidelity and local weights at ``inception_weights``. ``every`` > 0 also evaluates during
+    ood; 2-D toys: density, ood); ``fid`` (Inception FID of the samples against the whole training
+    set) and ``inception_score`` need torch-fidelity and local weights at ``inception_weights``.
+    ``batch_size`` runs the ``n`` chains in chunks of that many (50,000 FID samples do not fit
+    one batch); each chunk draws its own randomness. ``every`` > 0 also evaluates during
     training. ``augment`` names an augment node applied before every ``augment_every`` chain
     steps (Improved CD, Algorithm 2). ``decode`` names a generator model that maps the chains'
     final latents to samples (latent EBMs: the kernel runs on z, the metrics see g(z))."""
@@ -78,8 +84,10 @@ class EvalSpec:
     energy: str | None = None
     steps: int | None = None
     n: int = 500
+    batch_size: int | None = None
     init: Literal["uniform", "gaussian", "generator", "amortizer"] = "uniform"
     generator: str | None = None
+    generator_noise: bool = False
     amortizer: str | None = None
     decode: str | None = None
     low: float = -1.0
@@ -98,6 +106,8 @@ class EvalSpec:
         out = [(key, f"must be >= 1, found {getattr(self, key)}") for key in ("n",) if getattr(self, key) < 1]
         out += [(key, f"must be >= 2, found {getattr(self, key)}") for key in ("grid", "histogram_grid")
                 if getattr(self, key) < 2]
+        if self.batch_size is not None and self.batch_size < 1:
+            out.append(("batch_size", f"must be >= 1, found {self.batch_size}"))
         if self.steps is not None and self.steps < 0:
             out.append(("steps", f"must be >= 0, found {self.steps}"))
         if self.every < 0:
@@ -126,16 +136,18 @@ class ModelSpec:
 
 @attrs.define
 class OptimizerSpec:
-    """Binds the parameters of ``models`` to the sum of ``losses``."""
+    """Binds the parameters of ``models`` to the sum of ``losses``; ``schedule`` is its learning-rate
+    schedule (pieces run in sequence; empty: constant)."""
 
     type: str
     models: list[str]
     losses: list[str]
     clip_grad_norm: float | None
     config: Any
+    schedule: list[LRSchedulePiece] = attrs.field(factory=list)
 
 
-BINDING_KEYS = ("models", "losses", "clip_grad_norm")
+BINDING_KEYS = ("models", "losses", "clip_grad_norm", "schedule")
 
 
 @attrs.define

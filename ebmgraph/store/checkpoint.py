@@ -1,5 +1,5 @@
-"""Checkpoints: models, optimizers (EMA copies are models), stateful nodes other than banks (banks go
-to HDF5), global RNG states and the step."""
+"""Checkpoints: models, optimizers (EMA copies are models) and their learning-rate schedules, stateful
+nodes other than banks (banks go to HDF5), global RNG states and the step."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ebmgraph.engine.updates import ScheduleStateError
 from ebmgraph.errors import DataError, DivergenceError
 from ebmgraph.store.atomic import atomic_path
 from ebmgraph.store.banks_h5 import load_banks, save_banks
@@ -48,6 +49,7 @@ def save_checkpoint(run_dir: str | Path, program, step: int, on_disk: int | None
         "step": step,
         "models": {name: model.state_dict() for name, model in program.models.items()},
         "optimizers": program.updater.state_dict(),
+        "lr_schedules": program.updater.schedules_state_dict(),
         "nodes": {name: node.state_dict() for name, node in program.stateful().items()},
         "torch_rng": torch.get_rng_state(),
     }
@@ -83,6 +85,10 @@ def load_checkpoint(run_dir: str | Path, program) -> int:
 completed steps."""
     state = load_models(run_dir, program.models)
     program.updater.load_state_dict(state["optimizers"])
+    try:  # checkpoints written before schedules existed hold none
+        program.updater.load_schedules_state_dict(state.get("lr_schedules", {}))
+    except ScheduleStateError as error:
+        raise DataError(f"checkpoint '{Path(run_dir) / CHECKPOINT}': {error}") from None
     for name, node in program.stateful().items():
         node.load_state_dict(state["nodes"][name])
     torch.set_rng_state(state["torch_rng"])

@@ -53,7 +53,7 @@ def _langevin(z, energy, generator, s, steps=3):
     return z
 
 
-def _hand_transcription(models, x, ctx, fresh_chains=True):
+def _hand_transcription(models, x, ctx, fresh_chains=True, mask_once=True):
     q, target, g, e = models["amortizer"], models["target"], models["generator"], models["energy"]
     with torch.no_grad():
         z0 = _q_sample(target, x, ctx.generator("initial"))
@@ -63,10 +63,13 @@ def _hand_transcription(models, x, ctx, fresh_chains=True):
     fresh = torch.randn(z0.shape, generator=ctx.generator("fresh"))
     z_neg = _langevin(torch.cat([z0, fresh]) if fresh_chains else z0, lambda z: e(z) + 0.5 * (z**2).sum(1), ctx.generator("prior"),
                       S_PRIOR)
-    # eq. 3 with Listing 2's 20% zeroed contexts, as drawn in the last of the M repetitions
+    # Listing 2: the 20% mask is drawn once per batch, before the M fits of Q
+    keep = (torch.rand(len(x), generator=ctx.generator("mask")) >= 0.2).float()
+    # eq. 3 as computed in the last of the M repetitions (fresh u and eps in each)
     ctx.repeat = M - 1
     generator = ctx.generator("amortizer_fit")
-    keep = (torch.rand(len(x), generator=generator) >= 0.2).float()
+    if not mask_once:
+        keep = (torch.rand(len(x), generator=ctx.generator("mask")) >= 0.2).float()
     u = torch.rand(len(x), generator=generator)
     eps = torch.randn(z_pos.shape, generator=generator)
     lam = _log_snr(u)
@@ -80,9 +83,9 @@ def _hand_transcription(models, x, ctx, fresh_chains=True):
                                       ("energy_optimizer", e_loss, e))}
 
 
-def _step_and_transcription(fresh_chains=True):
+def _step_and_transcription(**variant):
     captured, before, data_x, ctx = first_step("graphs/damc_lebm.yaml", TINY)
-    return captured, _hand_transcription(before, data_x, ctx, fresh_chains)
+    return captured, _hand_transcription(before, data_x, ctx, **variant)
 
 
 def test_gradients_match_listing_2():
@@ -99,3 +102,11 @@ def test_golden_check_has_teeth():
     captured, expected = _step_and_transcription(fresh_chains=False)
     assert not all(torch.allclose(got, want, rtol=1e-5, atol=1e-6)
                    for got, want in zip(captured["energy_optimizer"], expected["energy_optimizer"]))
+
+
+def test_golden_check_sees_the_mask_placement():
+    """Power check: a mask redrawn in every repetition (not Listing 2's one per batch) gives a
+    different amortizer gradient."""
+    captured, expected = _step_and_transcription(mask_once=False)
+    assert not all(torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+                   for got, want in zip(captured["amortizer_optimizer"], expected["amortizer_optimizer"]))

@@ -34,12 +34,14 @@ def _log_q(encoder, z, x):
     return (-0.5 * ((z - mean) ** 2 / log_var.exp() + log_var + math.log(2 * math.pi))).sum(1)
 
 
-def _hand_transcription(models, data_x, ctx):
+def _hand_transcription(models, data_x, ctx, observation_noise=True):
     energy, g, encoder = models["energy"], models["generator"], models["encoder"]
     batch = len(data_x)
-    # Algorithm 1: prior latent z ~ N(0, I); MCMC sampling from x0 = g(z) with eq. 20
+    # Algorithm 1: prior latent z ~ N(0, I); eq. 20 from x0 ~ p_theta(x|z) = N(g(z), sigma^2 I)
     z = torch.randn((batch, 3), generator=ctx.generator("prior_z"))
     x = g(z).detach()
+    if observation_noise:
+        x = x + SIGMA * torch.randn(x.shape, generator=ctx.generator("generated"))
     noise = ctx.generator("revised_x")
     for _ in range(3):
         x_var = x.clone().requires_grad_(True)
@@ -70,6 +72,15 @@ def test_gradients_match_equations_17_to_19():
         assert len(grads) == len(captured[name])
         for got, want in zip(captured[name], grads):
             torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6, msg=f"{name} gradient differs")
+
+
+def test_golden_check_sees_the_initial_noise():
+    """Power check: x-Langevin from the mean g(z) instead of a draw of p_theta(x|z) gives a different
+    EBM gradient, which the test above would catch."""
+    captured, before, data_x, ctx = first_step("graphs/dual_mcmc.yaml", TINY)
+    expected, _ = _hand_transcription(before, data_x, ctx, observation_noise=False)
+    assert not all(torch.allclose(got, want, rtol=1e-6, atol=1e-6)
+                   for got, want in zip(captured["energy_optimizer"], expected["energy_optimizer"]))
 
 
 def test_no_optimizer_receives_another_models_gradient():
