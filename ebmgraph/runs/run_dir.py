@@ -97,8 +97,8 @@ def metric_summary(metrics: dict) -> str:
     """One line of an evaluation's scalar metrics; FID and IS name the sample counts they used."""
     counts = {"fid": lambda: f" ({metrics['fid_samples']} samples vs {metrics['fid_reference']} training images)",
               "inception_score": lambda: f" ({metrics['inception_score_samples']} samples)"}
-    return ", ".join(f"{k}={v:.4g}{counts[k]() if k in counts else ''}" for k, v in metrics.items()
-                     if isinstance(v, float))
+    shown = [f"{k}={v:.4g}{counts[k]() if k in counts else ''}" for k, v in metrics.items() if isinstance(v, float)]
+    return ", ".join(shown) or "no metrics (eval.metrics is empty)"
 
 
 def write_evaluation(program: Program, run_dir: Path, step: int, n: int | None = None) -> dict:
