@@ -31,3 +31,25 @@ def first_step(graph_file: str, overrides: tuple) -> tuple[dict, dict, torch.Ten
     program.step(0)
     ctx = StepContext(spec.seed, 0, torch.device("cpu"))
     return captured, before, program.nodes["data"](ctx)["x"], ctx
+
+
+class _Recorder:
+    """A node that also keeps its outputs in ``outputs[name]``."""
+
+    def __init__(self, node, outputs):
+        self.node, self.outputs = node, outputs
+
+    def __call__(self, ctx, **inputs):
+        self.outputs[self.node.name] = self.node(ctx, **inputs)
+        return self.outputs[self.node.name]
+
+    def __getattr__(self, attribute):
+        return getattr(self.node, attribute)
+
+
+def recorded_outputs(program, names) -> dict:
+    """The outputs of nodes ``names`` at the program's next step (the dict fills in as it runs)."""
+    outputs = {}
+    for name in names:
+        setattr(program._node_namespace, name, _Recorder(program.nodes[name], outputs))
+    return outputs

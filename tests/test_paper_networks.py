@@ -73,7 +73,15 @@ IMPROVED_CD = 3 * IMPROVED_CD_FULL - 3 * _resblock(64, 64)
 # JEM (Grathwohl et al. 2020) uses a WRN-28-10: 36.5M parameters (Zagoruyko & Komodakis 2016, CIFAR results table).
 JEM = 36.5e6
 
+# CLEL (Lee et al. 2023), Table 3: the Base EBM f_theta (with g) has 6.96M parameters. Its encoder h
+# (appendix B): the CIFAR ResNet-18 without its classifier, 11,168,832 parameters (11,173,962 with
+# its 10-class layer), then a 2-layer MLP head 512 -> 512 -> 128.
+CLEL_BASE = 6.96e6
+CLEL_ENCODER = 11_168_832 + linear(512, 512) + linear(512, 128)
+
 PAPER = [
+    ("clel", "energy", CLEL_BASE),
+    ("clel", "encoder", CLEL_ENCODER),
     ("dual_mcmc", "energy", DUAL_MCMC["energy"]),
     ("dual_mcmc", "generator", DUAL_MCMC["generator"]),
     ("dual_mcmc", "encoder", DUAL_MCMC["encoder"]),
@@ -119,6 +127,7 @@ def test_parameter_count_is_within_15_percent_of_the_paper(graph, model, paper):
     ("dual_mcmc", {"energy": 19265, "generator": 37665, "encoder": 12624}),
     ("damc_lebm", {"generator": 37665, "energy": 43801, "amortizer": 425312, "target": 425312}),
     ("improved_cd", {"energy": 34067, "energy_ema": 34067}),
+    ("clel", {"energy": 35776, "energy_ema": 35776, "encoder": 23568, "encoder_ema": 23568}),
 ])
 def test_the_digits_default_networks_are_unchanged(graph, counts):
     spec = load_graph(f"graphs/{graph}.yaml", None, ())

@@ -15,7 +15,7 @@ from ebmgraph.engine.schedule import schedule
 from ebmgraph.nodes.catalog import NODES
 from ebmgraph.nodes.ports import LOSS, Port, ShapeError, Value, model_ref
 from ebmgraph.nodes.node import Augmentation, Bank, DataSource, LossNode, Node, defined_at
-from ebmgraph.spec.schema import GraphSpec
+from ebmgraph.spec.schema import CONDITIONAL_METRICS, GraphSpec
 from ebmgraph.spec.suggest import did_you_mean, one_of
 
 
@@ -191,10 +191,15 @@ class _Checker:
             try:
                 outputs = built[name].infer(inputs)
             except ShapeError as error:
-                feeder = next(e for e in self.edges if e.target == name and e.target_port == error.port)
-                self.error(self.spec.node_path(name) + (error.port,),
-                           f"shape mismatch: node '{feeder.source}' gives {inputs[error.port].describe()} to input "
-                           f"'{error.port}' of node '{name}': {error.detail}")
+                feeder = next((e for e in self.edges if e.target == name and e.target_port == error.port), None)
+                if feeder is None:  # a model port: the bound model does not fit the node
+                    model = self.nodes[name].inputs.get(error.port)
+                    message = (f"model '{model}' ({self.spec.models[model].type}) bound to input '{error.port}' of "
+                               f"node '{name}' does not fit: {error.detail}")
+                else:
+                    message = (f"shape mismatch: node '{feeder.source}' gives {inputs[error.port].describe()} to "
+                               f"input '{error.port}' of node '{name}': {error.detail}")
+                self.error(self.spec.node_path(name) + (error.port,), message)
                 continue
             if not self.check_inferred(name, outputs):
                 continue
@@ -277,6 +282,14 @@ class _Checker:
                                             f"; augment nodes: {one_of(augments) if augments else 'none'}")
         if spec.augment_every < 1:
             self.error(("eval", "augment_every"), f"must be >= 1, found {spec.augment_every}")
+        representations = [m for m in self.spec.models if model_role(self.spec, m) == "representation"]
+        needs_representation = spec.score == "joint" or any(m in CONDITIONAL_METRICS for m in spec.metrics or [])
+        if (needs_representation or spec.representation is not None) and \
+                model_role(self.spec, spec.representation) != "representation":
+            self.error(("eval", "representation"), f"score 'joint' and the metrics {', '.join(CONDITIONAL_METRICS)} need "
+                                                   f"eval.representation, a representation model (e.g. "
+                                                   f"resnet_representation); found {spec.representation!r}"
+                                                   f"{did_you_mean(spec.representation or '', representations)}")
         if spec.energy is not None and model_role(self.spec, spec.energy) != "energy":
             self.error(("eval", "energy"), f"'{spec.energy}' is not an energy model"
                                            f"{did_you_mean(spec.energy, self.spec.models)}")

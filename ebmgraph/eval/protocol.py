@@ -15,6 +15,7 @@ from ebmgraph.nodes.catalog import MODELS
 from ebmgraph.nodes.noise import GaussianConfig, UniformConfig
 from ebmgraph.nodes.registry import DerivedModelType
 from ebmgraph.nodes.toys import TOY_TYPES
+from ebmgraph.spec.schema import CONDITIONAL_METRICS
 
 EVAL_SEED_LABEL = "eval"
 
@@ -39,8 +40,8 @@ def default_metrics(data, latent: bool = False, classifier: bool = False) -> lis
     return metrics + ([] if latent else ["ood"])
 
 
-def _label(label: str, chunk: int | None) -> str:
-    """The randomness label of chunk ``chunk`` of a chunked draw (unchunked: ``label`` itself)."""
+def _label(label: str, chunk: int | str | None) -> str:
+    """The randomness label of chunk ``chunk`` of a chunked draw or of a named draw (unchunked: ``label`` itself)."""
     return label if chunk is None else f"{label}:chunk{chunk}"
 
 
@@ -101,14 +102,17 @@ class Evaluation:
         with torch.no_grad():
             return self.program.models[self.eval.decode](states)
 
-    def chains(self, init: torch.Tensor, end: int, start: int = 0, chunk: int | None = None) -> torch.Tensor:
+    def chains(self, init: torch.Tensor, end: int, start: int = 0, chunk: int | str | None = None,
+               energy: torch.nn.Module | None = None) -> torch.Tensor:
         """Chain steps ``start`` to ``end`` of the kernel's chain and settings (no differentiable
         steps) on the evaluation energy, from ``init`` (the states after step ``start``). With
         ``eval.augment``, an augmentation transition comes before every step that is a multiple of
         ``augment_every`` (Improved CD, Algorithm 2). A segment starting at step s draws its
-        randomness at step s (and, for chunk ``chunk`` of a chunked draw, its own)."""
+        randomness at step s (and, for chunk ``chunk`` of a chunked draw, its own). ``energy``
+        replaces the evaluation energy (e.g. a conditional one)."""
         kernel = self.program.nodes[self.kernel_name]
-        energy = kernel.sampled_energy(self.energy)
+        model = self.energy if energy is None else energy
+        energy = kernel.sampled_energy(model)
         every = self.eval.augment_every if self.eval.augment else None
         cuts = sorted({start, end} | ({s for s in range(start, end) if s % every == 0} if every else set()))
         x = init
@@ -117,11 +121,11 @@ class Evaluation:
             if every and first % every == 0:
                 x = self.program.nodes[self.eval.augment].augment(x, ctx.generator(_label(self.eval.augment, chunk)))
             state, _ = kernel.chain(energy, x, attrs.evolve(kernel.config, steps=last - first),
-                                    ctx.generator(_label(self.kernel_name, chunk)), (self.energy,))
+                                    ctx.generator(_label(self.kernel_name, chunk)), (model,))
             x = state.position
         return x
 
-    def initial_states(self, n: int, chunk: int | None = None) -> torch.Tensor:
+    def initial_states(self, n: int, chunk: int | str | None = None) -> torch.Tensor:
         """The states fresh evaluation chains start from (latents when the chains ``decode``)."""
         e, device = self.eval, self.program.device
         generator = self.context().generator(_label(f"{EVAL_SEED_LABEL}:init", chunk))
@@ -141,9 +145,36 @@ class Evaluation:
         return noise.draw((n, *shape), generator, device)
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
-        """In-distribution score for OOD detection: -E(x) of the evaluation energy."""
+        """In-distribution score for OOD detection: -E(x) of the evaluation energy, or with
+        ``score: joint`` -s(x) of CLEL eq. 14."""
+        from ebmgraph.eval.conditional import joint_score
+
+        x = x.to(self.program.device)
+        if self.eval.score == "joint":
+            return joint_score(self.spherical_energy, self.representation)(x).float().cpu()
         with torch.no_grad():
-            return -self.energy(x.to(self.program.device)).float().cpu()
+            return -self.energy(x).float().cpu()
+
+    @property
+    def spherical_energy(self) -> torch.nn.Module:
+        """The evaluation energy, which ``score: joint`` and the conditional metrics need spherical."""
+        from ebmgraph.nodes.spherical import SphericalEnergyNet
+
+        if not isinstance(self.energy, SphericalEnergyNet):
+            raise ValueError(f"score 'joint' and the metrics {', '.join(CONDITIONAL_METRICS)} need a spherical_energy "
+                             f"(CLEL eq. 10); the evaluation energy '{self.energy_name}' is a "
+                             f"{type(self.energy).__name__}")
+        return self.energy
+
+    @property
+    def representation(self) -> torch.nn.Module:
+        """The representation encoder of eval.representation (its EMA copy when there is one)."""
+        return self.program.models[evaluation_model(self.spec, self.eval.representation)]
+
+    def conditional_samples(self, energy: torch.nn.Module, n: int, label: str) -> torch.Tensor:
+        """``n`` fresh evaluation chains of ``energy`` (from the usual initial states), randomness labelled ``label``."""
+        return self.chains(self.initial_states(n, chunk=label), self.chain_steps(), chunk=label,
+                           energy=energy).detach().float().cpu()
 
     def metrics(self, samples: torch.Tensor) -> dict:
         classifier = self.energy_name is not None and hasattr(self.energy, "logits")
@@ -194,6 +225,27 @@ class Evaluation:
         from ebmgraph.eval.inception import inception_metrics
 
         return inception_metrics(samples, None, self.eval.inception_weights)
+
+    def _labelled_training_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = getattr(self.data, "train_labels", None)
+        if labels is None:
+            raise ValueError(f"metrics {', '.join(CONDITIONAL_METRICS)} need labelled training data; data "
+                             f"'{self.data.type_name}' has no labels")
+        return self.data.train_split().to(self.program.device), labels.to(self.program.device)
+
+    def _conditional(self, samples):
+        from ebmgraph.eval.conditional import class_latents, conditional_accuracy
+
+        images, labels = self._labelled_training_set()
+        set_latents = class_latents(self.representation, images, labels)
+        return conditional_accuracy(self.spherical_energy, set_latents, self.conditional_samples, max(self.eval.n // 10, 1))
+
+    def _composition(self, samples):
+        from ebmgraph.eval.conditional import composition_precision
+
+        images, labels = self._labelled_training_set()
+        return composition_precision(self.spherical_energy, self.representation, images, labels, self.conditional_samples,
+                                     max(self.eval.n // 10, 1))
 
     def _ood(self, samples):
         from ebmgraph.eval.ood import digits_ood_sets, energy_auroc

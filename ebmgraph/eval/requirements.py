@@ -8,13 +8,18 @@ from __future__ import annotations
 from ebmgraph.engine.plan import StepPlan
 from ebmgraph.errors import GraphError
 from ebmgraph.eval.inception import inception_problem
+from ebmgraph.nodes.catalog import MODELS
+from ebmgraph.nodes.spherical import SphericalEnergy
 from ebmgraph.nodes.toys import TOY_TYPES
-from ebmgraph.spec.schema import INCEPTION_METRICS
+from ebmgraph.spec.schema import CONDITIONAL_METRICS, INCEPTION_METRICS
 
 DIGITS_SHAPE = (1, 8, 8)
 
 
 def _metric_problem(metric: str, data_type: str, shape: tuple[int, ...]) -> str | None:
+    if metric in CONDITIONAL_METRICS and shape != DIGITS_SHAPE:
+        return (f"metric '{metric}' judges conditional samples of 8x8 digit images with the bundled digits classifier; "
+                f"the samples of data '{data_type}' have shape {shape}")
     if metric in ("fd", "modes") and shape != DIGITS_SHAPE:
         return (f"metric '{metric}' scores 8x8 digit images with the bundled digits classifier; the samples of "
                 f"data '{data_type}' have shape {shape} (images: use fid and inception_score, 2-D points: density)")
@@ -24,6 +29,18 @@ def _metric_problem(metric: str, data_type: str, shape: tuple[int, ...]) -> str 
     if metric in INCEPTION_METRICS and not (len(shape) == 3 and shape[0] in (1, 3)):
         return f"metric '{metric}' needs images with 1 or 3 channels; the samples of data '{data_type}' have shape {shape}"
     return None
+
+
+def _spherical_problem(plan: StepPlan) -> str | None:
+    """Why the evaluation energy cannot give CLEL's joint energy (None: it can)."""
+    spec = plan.spec
+    kernels = plan.kernels()
+    name = spec.eval.energy or (spec.all_nodes()[spec.eval.kernel or kernels[0]].inputs["energy"] if kernels else None)
+    if name is not None and MODELS.get(spec.models[name].type) is SphericalEnergy:
+        return None
+    return (f"score 'joint' and the metrics {', '.join(CONDITIONAL_METRICS)} need the joint energy E(x, z) of a "
+            f"spherical_energy; the evaluation energy is {name!r}"
+            + (f" ({spec.models[name].type})" if name in spec.models else ""))
 
 
 def check_evaluation(plan: StepPlan) -> None:
@@ -37,5 +54,9 @@ def check_evaluation(plan: StepPlan) -> None:
         problem = inception_problem(spec.eval.inception_weights)
         if problem is not None:
             found.append((("eval", "inception_weights"), problem))
+    if spec.eval.score == "joint" or any(metric in CONDITIONAL_METRICS for metric in metrics):
+        problem = _spherical_problem(plan)
+        if problem is not None:
+            found.append((("eval", "score" if spec.eval.score == "joint" else "metrics"), problem))
     if found:
         raise GraphError([spec.source.diagnostic(path, message, key=True) for path, message in found])

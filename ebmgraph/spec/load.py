@@ -100,10 +100,14 @@ class _Loader:
             return None
         cls, config, wired = typed
         inputs = {}
+        optional = {p.name for p in cls.inputs if p.optional}
         for port, ref in wired.items():
+            if ref is None and port in optional:
+                continue  # null unwires an optional input (e.g. from a profile or --set)
             if not isinstance(ref, str):
                 self.error(path + (port,), f"expected a reference 'node' or 'node.port' for input port '{port}', "
-                                           f"found {describe(ref)}")
+                                           f"found {describe(ref)}"
+                                           + ("" if ref is not None else " (null unwires optional ports only)"))
             else:
                 inputs[port] = ref
         return NodeSpec(type=cls.type_name, inputs=inputs, config=config)

@@ -53,7 +53,9 @@ class ScheduleSpec:
     phases: list[PhaseSpec] = attrs.field(factory=list)
 
 
-Metric = Literal["fd", "modes", "ood", "density", "fid", "inception_score", "accuracy"]
+Metric = Literal["fd", "modes", "ood", "density", "fid", "inception_score", "accuracy", "conditional", "composition"]
+#: Metrics of latent-conditional sampling (CLEL eq. 15) with a spherical energy and its representation encoder.
+CONDITIONAL_METRICS = ("conditional", "composition")
 #: Metrics computed with the Inception network (torch-fidelity and local weights at eval.inception_weights).
 INCEPTION_METRICS = ("fid", "inception_score")
 
@@ -76,7 +78,12 @@ class EvalSpec:
     one batch); each chunk draws its own randomness. ``every`` > 0 also evaluates during
     training. ``augment`` names an augment node applied before every ``augment_every`` chain
     steps (Improved CD, Algorithm 2). ``decode`` names a generator model that maps the chains'
-    final latents to samples (latent EBMs: the kernel runs on z, the metrics see g(z))."""
+    final latents to samples (latent EBMs: the kernel runs on z, the metrics see g(z)).
+    ``score`` is the OOD score: ``energy`` (-E(x)) or ``joint`` (-s(x) of CLEL eq. 14, the joint
+    energy of x and its latent h(x)/‖h(x)‖ under representation model ``representation``).
+    ``conditional`` samples E(x|z_y) (eq. 10) for the set latent z_y of each class and reports
+    how many the digits classifier puts in class y; ``composition`` samples eq. 15's sum of two
+    set conditions that share one class, both with the ``representation`` model."""
 
     source: Literal["chains", "bank"] = "chains"
     kernel: str | None = None
@@ -94,7 +101,8 @@ class EvalSpec:
     high: float = 1.0
     std: float = 1.0
     metrics: list[Metric] | None = None
-    score: Literal["energy"] = "energy"
+    score: Literal["energy", "joint"] = "energy"
+    representation: str | None = None
     every: int = 0
     grid: int = 200
     histogram_grid: int = 32

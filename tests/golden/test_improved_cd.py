@@ -11,6 +11,7 @@ import torch
 from ebmgraph.engine.context import StepContext
 from ebmgraph.engine.program import Program
 from ebmgraph.engine.load import load_graph
+from captured_gradients import captured_gradients, recorded_outputs
 
 STEPS, STEP_SIZE, NOISE = 3, 40.0, 0.005
 # Gradient-norm clipping is off: it rescales the update after the gradient, an optimizer detail.
@@ -20,30 +21,9 @@ TINY = ("data.batch_size=6", "models.energy.channels=4", "nodes.bank.history=5",
 STEP = 2  # the bank holds 12 samples by then, so X is not empty
 
 
-class _Recorder:
-    """A node that also keeps its outputs in ``outputs[name]``."""
-
-    def __init__(self, node, outputs):
-        self.node, self.outputs = node, outputs
-
-    def __call__(self, ctx, **inputs):
-        self.outputs[self.node.name] = self.node(ctx, **inputs)
-        return self.outputs[self.node.name]
-
-    def __getattr__(self, attribute):
-        return getattr(self.node, attribute)
-
-
 def _capture(program, names):
     """Record the outputs of nodes ``names`` and the gradient each optimizer would apply."""
-    outputs, gradients = {}, {}
-    for name in names:
-        setattr(program._node_namespace, name, _Recorder(program.nodes[name], outputs))
-    for name, optimizer in program.updater.optimizers.items():
-        def capture(name=name, params=program.updater.parameters[name]):
-            gradients[name] = [p.grad.clone() for p in params]
-        optimizer.step = capture
-    return outputs, gradients
+    return recorded_outputs(program, names), captured_gradients(program)
 
 
 def _algorithm_1(energy, x_plus, x0, reference, noise, all_steps):
