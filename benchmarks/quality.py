@@ -5,9 +5,10 @@ number of seeds, evaluate as the graph's eval section says, print one markdown t
 
 Cells are mean ± standard deviation over seeds. Digits rows: test accuracy (classifier energies:
 jem), FD to the test split (its floor, test vs train at the same sample size, beside it), modes
-covered of 10 and class entropy, OOD AUROC of -E against uniform noise, noised, permuted and
-inverted digits. 2-D rows: exact KL(data||model), KL(model||data) and TV on the grid,
-KL(data||sample histogram), AUROC vs a uniform box. A run stopped by divergence is counted in its
+covered of 10 and class entropy, OOD AUROC of the graph's score (-E, or CLEL's eq. 14) against
+uniform noise, noised, permuted and inverted digits, class-conditional accuracy (clel). 2-D
+rows: exact KL(data||model), KL(model||data) and TV on the grid, KL(data||sample histogram),
+AUROC vs a uniform box. A run stopped by divergence is counted in its
 own column and left out of the others.
 """
 
@@ -31,7 +32,7 @@ GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
 DIGITS_COLUMNS = [("accuracy", "accuracy"), ("FD", "fd"), ("FD floor", "fd_floor_matched"),
                   ("modes", "modes_covered"), ("class entropy", "class_entropy"), ("AUROC noise", "auroc_uniform_noise"),
                   ("AUROC noised", "auroc_gaussian_noised"), ("AUROC permuted", "auroc_pixel_permuted"),
-                  ("AUROC inverted", "auroc_inverted")]
+                  ("AUROC inverted", "auroc_inverted"), ("conditional accuracy", "conditional_accuracy")]
 TOY_COLUMNS = [("KL(data‖model)", "kl_data_model"), ("KL(model‖data)", "kl_model_data"), ("TV", "tv"),
                ("KL(data‖samples)", "kl_data_samples"), ("AUROC box", "auroc_uniform_box")]
 

@@ -59,3 +59,14 @@ def test_python_graph_checks_draws_trains_and_evaluates(tmp_path, capsys):
     assert (run_dir / "graph.png").stat().st_size > 0 and (run_dir / "samples" / "fresh_3steps.png").exists()
     assert [record["step"] for record in ebmgraph.open_run(run_dir).metrics] == [2]  # the last step is logged
     assert f"fresh chains: {run_dir / 'samples' / 'fresh_3steps.png'}" in capsys.readouterr().out
+
+
+def test_conditional_sampling_draws_instance_class_and_composed_rows(tmp_path, capsys):
+    from tests.conftest import FAST
+
+    run_dir = tmp_path / "run"
+    Runner(load_graph("graphs/clel.yaml", None, (*FAST, "eval.metrics=[fd]")), run_dir).run()
+    accuracy = _example("conditional_sampling").main([str(run_dir), "--per-row", "2"])
+    assert sorted(accuracy) == list(range(10)) and all(0 <= a <= 1 for a in accuracy.values())
+    assert (run_dir / "conditional.png").stat().st_size > 0
+    assert capsys.readouterr().out.count("of its conditional samples are classified as") == 10

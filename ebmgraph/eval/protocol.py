@@ -226,7 +226,8 @@ class Evaluation:
 
         return inception_metrics(samples, None, self.eval.inception_weights)
 
-    def _labelled_training_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def labelled_training_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training images and their labels, on the evaluation device."""
         labels = getattr(self.data, "train_labels", None)
         if labels is None:
             raise ValueError(f"metrics {', '.join(CONDITIONAL_METRICS)} need labelled training data; data "
@@ -236,14 +237,14 @@ class Evaluation:
     def _conditional(self, samples):
         from ebmgraph.eval.conditional import class_latents, conditional_accuracy
 
-        images, labels = self._labelled_training_set()
+        images, labels = self.labelled_training_set()
         set_latents = class_latents(self.representation, images, labels)
         return conditional_accuracy(self.spherical_energy, set_latents, self.conditional_samples, max(self.eval.n // 10, 1))
 
     def _composition(self, samples):
         from ebmgraph.eval.conditional import composition_precision
 
-        images, labels = self._labelled_training_set()
+        images, labels = self.labelled_training_set()
         return composition_precision(self.spherical_energy, self.representation, images, labels, self.conditional_samples,
                                      max(self.eval.n // 10, 1))
 
