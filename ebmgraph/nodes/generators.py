@@ -147,6 +147,40 @@ class DeconvGenerator(ModelType):
         return GaussianGenerator(config.latent_dim, config.sigma, nn.Sequential(*layers))
 
 
+@attrs.define
+class MLPGeneratorConfig:
+    latent_dim: int = 4
+    hidden: int = 128
+    layers: int = 3
+    activation: Activation = "swish"
+    sigma: float = 0.1
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = [] if self.sigma > 0 else [("sigma", f"must be > 0, found {self.sigma}")]
+        return out + [(key, f"must be >= 1, found {getattr(self, key)}")
+                      for key in ("latent_dim", "hidden", "layers") if getattr(self, key) < 1]
+
+
+@MODELS.register
+class MLPGenerator(ModelType):
+    """Fully connected generator for vector data (2-D toys): ``layers`` hidden layers of width
+    ``hidden`` from z to a linear output of the sample's shape (no squashing); gaussian
+    observation noise ``sigma``."""
+
+    type_name = "mlp_generator"
+    role = "generator"
+    Config = MLPGeneratorConfig
+
+    @classmethod
+    def build(cls, config: MLPGeneratorConfig, input_shape: tuple[int, ...]) -> nn.Module:
+        widths = [config.latent_dim] + [config.hidden] * config.layers
+        layers: list[nn.Module] = []
+        for width_in, width_out in zip(widths, widths[1:]):
+            layers += [nn.Linear(width_in, width_out), activation(config.activation)]
+        layers += [nn.Linear(widths[-1], math.prod(input_shape)), nn.Unflatten(1, tuple(input_shape))]
+        return GaussianGenerator(config.latent_dim, config.sigma, nn.Sequential(*layers))
+
+
 def _latent_shape(node: Node, port: str) -> tuple[int, ...]:
     return tuple(node.models[port].latent_shape)
 
