@@ -15,11 +15,7 @@ thread each (two processes with two threads each on two cores slow each other do
 
 from __future__ import annotations
 
-import argparse
 import json
-import tempfile
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import torch
@@ -28,7 +24,7 @@ from ebmgraph.engine.load import load_graph
 from ebmgraph.errors import DivergenceError
 from ebmgraph.runs.runner import Runner
 from ebmgraph.store.run_files import EVAL_FILE
-from tables import mean_and_spread
+from tables import ablation_arguments, ablation_table
 
 GRAPH = Path(__file__).resolve().parent.parent / "graphs" / "clel.yaml"
 ROWS = {  # name: --set switches, Table 5 then Table 6
@@ -58,29 +54,12 @@ def run_row(switches: tuple[str, ...], seed: int, steps: int, run_dir: Path) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=600, help="training iterations per run")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=1, help="trainings side by side (one thread each)")
-    parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
-    parser.add_argument("--out", help="keep the runs here (default: a temporary directory)")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch, \
-            ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        root = Path(args.out or scratch)
-        jobs = {(name, seed): pool.submit(run_row, ROWS[name], seed, args.steps, root / f"row{row}-seed{seed}")
-                for row, name in enumerate(args.rows) for seed in range(args.seeds)}
-        lines = ["| row | FD | OOD AUROC (mean of 4) | AUROC noised | conditional accuracy | composed precision | "
-                 "single-condition precision | diverged |", "|---|---|---|---|---|---|---|---|"]
-        for name in args.rows:
-            results = [jobs[(name, seed)].result() for seed in range(args.seeds)]
-            kept = [r for r in results if not r["diverged"]]
-            cells = [mean_and_spread([r[key] for r in kept], digits)
-                     for key, digits in (("fd", ".1f"), ("ood", ".3f"), ("ood_noised", ".3f"), ("conditional", ".3f"),
-                                         ("composed", ".3f"), ("single", ".3f"))]
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {len(results) - len(kept)}/{len(results)} |")
-            print(f"done: {name}", flush=True)
-        print("\n" + "\n".join(lines))
+    args = ablation_arguments(__doc__, ROWS, steps=600)
+    print("\n" + ablation_table(args, {name: (switches,) for name, switches in ROWS.items()}, run_row,
+                               [("FD", "fd", ".1f"), ("OOD AUROC (mean of 4)", "ood", ".3f"),
+                                ("AUROC noised", "ood_noised", ".3f"), ("conditional accuracy", "conditional", ".3f"),
+                                ("composed precision", "composed", ".3f"),
+                                ("single-condition precision", "single", ".3f")]))
 
 
 if __name__ == "__main__":

@@ -158,7 +158,7 @@ CASES = [
          "of shape (B, 1, 8, 8), found (16, 2)"),
     case("bank_shape_mismatch.yaml",
          ":7:48: nodes.bank.store: shape mismatch: node 'points' writes Sample of shape (16, 2) into bank "
-         "'bank', which holds Sample of shape (16, 1, 8, 8)"),
+         "'bank', which holds Sample of shape (16, 1, 8, 8) as 'x'"),
     case("shape_mismatch.yaml",
          ":4:3: models.energy: model 'energy' (conv_energy) cannot take the samples of node 'data' "
          "(eight_gaussians): conv_energy needs (C, H, W) images, found sample shape (2,)"),

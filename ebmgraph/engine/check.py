@@ -192,8 +192,10 @@ class _Checker:
                 outputs = built[name].infer(inputs)
             except ShapeError as error:
                 feeder = next((e for e in self.edges if e.target == name and e.target_port == error.port), None)
-                if feeder is None:  # a model port: the bound model does not fit the node
-                    model = self.nodes[name].inputs.get(error.port)
+                model = self.nodes[name].inputs.get(error.port)
+                if feeder is None and model is None:  # an optional model port left unbound
+                    message = f"node '{name}' input '{error.port}': {error.detail}"
+                elif feeder is None:  # a model port: the bound model does not fit the node
                     message = (f"model '{model}' ({self.spec.models[model].type}) bound to input '{error.port}' of "
                                f"node '{name}' does not fit: {error.detail}")
                 else:
@@ -206,14 +208,30 @@ class _Checker:
             values.update({(name, port): value for port, value in outputs.items()})
         for edge in self.edges:
             if edge.delay and (edge.source, edge.source_port) in values:
-                written, held = values[(edge.source, edge.source_port)], values.get((edge.target, "x"))
-                per_chain = getattr(self.nodes[edge.target].config, "write", None) == "back"
-                compared = slice(0, None) if per_chain else slice(1, None)
-                if held is not None and written.shape[compared] != held.shape[compared]:
-                    self.error(self.spec.node_path(edge.target) + (edge.target_port,),
-                               f"shape mismatch: node '{edge.source}' writes {written.describe()} into bank "
-                               f"'{edge.target}', which holds {held.describe()}")
+                self.check_bank_write(edge, values)
+        self.check_bank_pairs(values)
         return values
+
+    def check_bank_write(self, edge: Edge, values: dict[tuple[str, str], Value]) -> None:
+        """What a delay edge writes must fit what its bank's output reads back (per chain for
+        ``write: back``, per item otherwise)."""
+        output = NODES.get(self.nodes[edge.target].type).held.get(edge.target_port, "x")
+        written, held = values[(edge.source, edge.source_port)], values.get((edge.target, output))
+        per_chain = getattr(self.nodes[edge.target].config, "write", None) == "back"
+        compared = slice(0, None) if per_chain else slice(1, None)
+        if held is not None and written.shape[compared] != held.shape[compared]:
+            self.error(self.spec.node_path(edge.target) + (edge.target_port,),
+                       f"shape mismatch: node '{edge.source}' writes {written.describe()} into bank "
+                       f"'{edge.target}', which holds {held.describe()} as '{output}'")
+
+    def check_bank_pairs(self, values: dict[tuple[str, str], Value]) -> None:
+        """A bank output that holds something per sample must have its delay input wired."""
+        for name in self._members(list(self.nodes), Bank):
+            for port, output in NODES.get(self.nodes[name].type).held.items():
+                held = values.get((name, output))
+                if held is not None and held.shape[1:] != (0,) and port not in self.nodes[name].inputs:
+                    self.error(self.spec.node_path(name), f"bank '{name}' holds {held.describe()} as '{output}' "
+                                                          f"but nothing writes it: wire input '{port}'", key=True)
 
     def check_inferred(self, name: str, outputs: dict) -> bool:
         """``infer`` must give exactly the declared outputs, each a Value of the declared type."""

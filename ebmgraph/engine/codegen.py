@@ -68,10 +68,13 @@ def generate(plan: StepPlan) -> StepSource:
         lines.append(f"{indent}O.update(ctx, {updates})")
         if phase.repeat > 1:
             lines.append("    ctx.repeat = 0")
+    writes: dict[str, list[Edge]] = {}
     for edge in plan.delays():
-        lines.append(f'    N.{edge.target}.write(ctx, {edge.target_port}={edge.source}["{edge.source_port}"])'
-                     f"  # delay: bank written at the end of the step")
-        line_to_node[len(lines)] = edge.target
+        writes.setdefault(edge.target, []).append(edge)
+    for bank, edges in writes.items():
+        args = ", ".join(f'{e.target_port}={e.source}["{e.source_port}"]' for e in edges)
+        lines.append(f"    N.{bank}.write(ctx, {args})  # delay: bank written at the end of the step")
+        line_to_node[len(lines)] = bank
     lines.append("    O.update_averages()")
     if any(opt.schedule for opt in spec.optimizers.values()):
         lines.append("    O.step_schedules()  # learning-rate schedules: one step per training step")

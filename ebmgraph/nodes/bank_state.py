@@ -10,13 +10,16 @@ _TENSOR = {"tensor": True}
 
 @attrs.define
 class BankState:
-    """A bank's ``storage`` (capacity, *shape) in its storage dtype and the ``age`` of each slot
-    (the step it was last written), both None before the bank's first read; and its counters: how
+    """A bank's ``storage`` (capacity, *shape) in its storage dtype, the ``age`` of each slot (the
+    step it was last written) and, for a bank with a generator, the ``latents`` (capacity, *latent
+    shape, float32) paired with the stored samples; all None before the bank's first read (the
+    latents always for a bank without a generator). Its counters: how
     many slots are filled (``size``, the first ones), items ever offered to a reservoir (``seen``),
     the next FIFO slot (``pointer``) and draws replaced by fresh init samples (``reinit_count``)."""
 
     storage: torch.Tensor | None = attrs.field(default=None, metadata=_TENSOR)
     age: torch.Tensor | None = attrs.field(default=None, metadata=_TENSOR)
+    latents: torch.Tensor | None = attrs.field(default=None, metadata=_TENSOR)
     size: int = attrs.field(default=0, converter=int)
     seen: int = attrs.field(default=0, converter=int)
     pointer: int = attrs.field(default=0, converter=int)
@@ -46,6 +49,12 @@ class BankState:
     def stored(self) -> torch.Tensor:
         """The stored samples (the filled slots), as float."""
         return self._filled(self.storage).float()
+
+    def stored_latents(self) -> torch.Tensor:
+        """The latents paired with the stored samples."""
+        if self.latents is None:
+            raise ValueError("the bank pairs no latents with its samples (it has no generator)")
+        return self.latents[:self.size]
 
     def stored_age(self) -> torch.Tensor:
         """The age of each stored sample."""

@@ -9,7 +9,7 @@ import attrs
 import torch
 
 from ebmgraph.nodes.bank_state import BankState
-from ebmgraph.nodes.ports import SAMPLE, Port, Value
+from ebmgraph.nodes.ports import SAMPLE, Port, ShapeError, Value, model_ref
 from ebmgraph.nodes.node import Bank
 from ebmgraph.nodes.registry import NODES
 
@@ -21,7 +21,7 @@ class ReplayBankConfig:
     capacity: int = 10000
     write: Literal["back", "fifo", "reservoir"] = "reservoir"
     reinit: float = 0.05
-    init: Literal["uniform", "gaussian"] = "uniform"
+    init: Literal["uniform", "gaussian", "generator"] = "uniform"
     init_low: float = -1.0
     init_high: float = 1.0
     init_std: float = 1.0
@@ -48,14 +48,26 @@ class ReplayBank(Bank):
     the bank starts full of init samples), ``fifo`` over the oldest items, or ``reservoir``
     (a uniform sample of everything ever written, Vitter's algorithm R). ``history`` is a
     second, independent draw of that many stored samples without reinit (e.g. the set B of
-    Improved CD's entropy term), empty until the bank holds them."""
+    Improved CD's entropy term), empty until the bank holds them.
+
+    With a ``generator`` bound (and ``init: generator``) every stored sample X_i is paired with a
+    latent Z_i: fresh samples are pairs (Z, G(Z)), Z ~ N(0, I), from the generator as it is then
+    (Hat EBM, Algorithm 1 lines 1-2: a ``back`` bank starts full of them), ``z`` gives the latents
+    of the batch drawn, and ``store_z`` is written with ``store``, item for item, to the same slots
+    (lines 13-14 and 17 with ``write: back``: exactly the slots drawn)."""
 
     type_name = "replay_bank"
     Config = ReplayBankConfig
     inputs = (Port("like", SAMPLE, "a sample giving the shape and batch size of draws"),
-              Port("store", SAMPLE, "samples stored at the end of the step (a delay edge)", delay=True))
+              Port("generator", model_ref("generator"), "optional generator: pairs each sample with its latent",
+                   optional=True),
+              Port("store", SAMPLE, "samples stored at the end of the step (a delay edge)", delay=True),
+              Port("store_z", SAMPLE, "latents stored with 'store', item for item (a bank with a generator)",
+                   optional=True, delay=True))
     outputs = (Port("x", SAMPLE, "the batch drawn at the start of the step"),
-               Port("history", SAMPLE, "'history' stored samples drawn at the start of the step"))
+               Port("history", SAMPLE, "'history' stored samples drawn at the start of the step"),
+               Port("z", SAMPLE, "the latents paired with x (a bank with a generator; else none per sample)"))
+    held = {"store": "x", "store_z": "z"}
 
     def __init__(self, name, config, models, device):
         super().__init__(name, config, models, device)
@@ -65,23 +77,51 @@ class ReplayBank(Bank):
     def _batch(self, like_shape: tuple[int, ...]) -> int:
         return self.config.batch_size or like_shape[0]
 
-    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
-        shape = inputs["like"].shape[1:]
-        return {"x": Value(SAMPLE, (self._batch(inputs["like"].shape), *shape)),
-                "history": Value(SAMPLE, (self.config.history, *shape))}
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """The shape of one paired latent: the generator's; (0,), nothing per sample, without a generator."""
+        return tuple(self.models["generator"].latent_shape) if "generator" in self.models else (0,)
 
-    def _init_samples(self, n: int, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
+        paired, from_generator = "generator" in self.models, self.config.init == "generator"
+        if paired != from_generator:
+            raise ShapeError("generator", "a bank pairs its samples with latents exactly when it has a generator "
+                                          "and 'init: generator' (its fresh samples are (Z, G(Z))); "
+                                          + ("set init: generator" if paired else "bind a generator model"))
+        batch, shape = self._batch(inputs["like"].shape), inputs["like"].shape[1:]
+        if paired:
+            self.check_model_input("generator", "like", Value(SAMPLE, (batch, *self.latent_shape)))
+        return {"x": Value(SAMPLE, (batch, *shape)), "history": Value(SAMPLE, (self.config.history, *shape)),
+                "z": Value(SAMPLE, (batch, *self.latent_shape))}
+
+    def _init_samples(self, n: int, shape: tuple[int, ...], generator: torch.Generator
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` fresh samples and their latents (None without a generator)."""
         c = self.config
+        if c.init == "generator":
+            return self._generated(torch.randn((n, *self.latent_shape), generator=generator, device=self.device))
         if c.init == "uniform":
-            return torch.rand((n, *shape), generator=generator, device=self.device) * (c.init_high - c.init_low) + c.init_low
-        return torch.randn((n, *shape), generator=generator, device=self.device) * c.init_std
+            x = torch.rand((n, *shape), generator=generator, device=self.device) * (c.init_high - c.init_low) + c.init_low
+        else:
+            x = torch.randn((n, *shape), generator=generator, device=self.device) * c.init_std
+        return x, None
+
+    def _generated(self, z: torch.Tensor, chunk: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+        """(G(z), z) with the generator as it is now, in chunks, as constants."""
+        with torch.no_grad():
+            return torch.cat([self.models["generator"](part) for part in z.split(chunk)]), z
 
     def _allocate(self, shape: tuple[int, ...], ctx) -> None:
         c = self.config
         self.storage = torch.zeros((c.capacity, *shape), dtype=DTYPES[c.dtype], device=self.device)
         self.age = torch.zeros(c.capacity, dtype=torch.long, device=self.device)
+        if c.init == "generator":
+            self.latents = torch.zeros((c.capacity, *self.latent_shape), device=self.device)
         if c.write == "back":
-            self.storage.copy_(self._init_samples(c.capacity, shape, ctx.generator(f"{self.name}:fill")))
+            x, z = self._init_samples(c.capacity, shape, ctx.generator(f"{self.name}:fill"))
+            self.storage.copy_(x)
+            if z is not None:
+                self.latents.copy_(z)
             self.size = c.capacity
 
     def __call__(self, ctx, like: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -90,21 +130,22 @@ class ReplayBank(Bank):
             self._allocate(shape, ctx)
         batch = self._batch(tuple(like.shape))
         generator = ctx.generator(f"{self.name}:read")
-        fresh = self._init_samples(batch, shape, generator)
+        fresh, fresh_z = self._init_samples(batch, shape, generator)
+        fresh_z = fresh.new_zeros((batch, *self.latent_shape)) if fresh_z is None else fresh_z
         history = self._history(ctx)
         if self.size < batch:
             self._drawn = None
             ctx.record(self.name, "reinit_fraction", 1.0)
-            return {"x": fresh, "history": history}
+            return {"x": fresh, "history": history, "z": fresh_z}
         index = torch.randperm(self.size, generator=generator, device=self.device)[:batch]
         reinit = torch.rand(batch, generator=generator, device=self.device) < self.config.reinit
-        mask = reinit.view(-1, *([1] * len(shape)))
-        x = torch.where(mask, fresh, self.storage[index].to(fresh.dtype))
+        x = _where(reinit, fresh, self.storage[index].to(fresh.dtype))
+        z = fresh_z if self.latents is None else _where(reinit, fresh_z, self.latents[index])
         self._drawn = index
         self.reinit_count = self.reinit_count + reinit.sum()
         ctx.record(self.name, "reinit_fraction", reinit.float().mean())
         ctx.record(self.name, "age", (ctx.step - self.age[index]).float().mean())
-        return {"x": x, "history": history}
+        return {"x": x, "history": history, "z": z}
 
     def _history(self, ctx) -> torch.Tensor:
         """``history`` distinct stored samples, or none while the bank holds fewer."""
@@ -114,12 +155,14 @@ class ReplayBank(Bank):
         index = torch.randperm(self.size, generator=ctx.generator(f"{self.name}:history"), device=self.device)[:n]
         return self.storage[index].float()
 
-    def write(self, ctx, store: torch.Tensor) -> None:
+    def write(self, ctx, store: torch.Tensor, store_z: torch.Tensor | None = None) -> None:
         items = store.detach().to(self.storage.dtype)
         positions = self._positions(ctx, len(items))
         keep = positions >= 0
         self.storage[positions[keep]] = items[keep]
         self.age[positions[keep]] = ctx.step
+        if self.latents is not None:
+            self.latents[positions[keep]] = store_z.detach()[keep].to(self.latents.dtype)
 
     def _positions(self, ctx, n: int) -> torch.Tensor:
         """Slot of each written item (-1: not stored), by the bank's write rule."""
@@ -146,14 +189,19 @@ class ReplayBank(Bank):
         return _last_write_wins(positions)
 
     def state_dict(self) -> BankState:
-        return BankState(storage=self.storage, age=self.age, size=self.size, seen=self.seen, pointer=self.pointer,
-                         reinit_count=self.reinit_count)
+        return BankState(storage=self.storage, age=self.age, latents=self.latents, size=self.size, seen=self.seen,
+                         pointer=self.pointer, reinit_count=self.reinit_count)
 
     def load_state_dict(self, state: BankState) -> None:
         state = state.to(self.device)
-        self.storage, self.age = state.storage, state.age
+        self.storage, self.age, self.latents = state.storage, state.age, state.latents
         self.size, self.seen, self.pointer = state.size, state.seen, state.pointer
         self.reinit_count = torch.tensor(state.reinit_count, device=self.device)
+
+
+def _where(mask: torch.Tensor, fresh: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
+    """Per item: ``fresh`` where ``mask`` is set, else ``stored``."""
+    return torch.where(mask.view(-1, *([1] * (fresh.dim() - 1))), fresh, stored)
 
 
 def _last_write_wins(positions: torch.Tensor) -> torch.Tensor:

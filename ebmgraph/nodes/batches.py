@@ -1,4 +1,4 @@
-"""Batch operations: joining two batches of samples into one."""
+"""Batch operations: joining two batches of samples into one, adding two batches."""
 
 from __future__ import annotations
 
@@ -27,3 +27,22 @@ class Concatenate(BatchOperation):
 
     def __call__(self, ctx, first: torch.Tensor, second: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"x": torch.cat([first, second])}
+
+
+@NODES.register
+class Add(BatchOperation):
+    """The elementwise sum ``first + second`` of two batches of the same shape (e.g. data plus a
+    small gaussian perturbation, Hat EBM's "data epsilon")."""
+
+    type_name = "add"
+    inputs = (Port("first", SAMPLE, "a batch"), Port("second", SAMPLE, "a batch of the same shape"))
+    outputs = (Port("x", SAMPLE, "their sum"),)
+
+    def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
+        if inputs["first"].shape != inputs["second"].shape:
+            raise ShapeError("second", f"a batch of shape {tuple(inputs['second'].shape)} cannot be added to one of "
+                                       f"shape {tuple(inputs['first'].shape)}")
+        return {"x": inputs["first"]}
+
+    def __call__(self, ctx, first: torch.Tensor, second: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"x": first + second}

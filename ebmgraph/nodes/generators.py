@@ -185,11 +185,11 @@ def _latent_shape(node: Node, port: str) -> tuple[int, ...]:
     return tuple(node.models[port].latent_shape)
 
 
-def _generated_shape(node: Node, z: Value) -> tuple[int, ...]:
-    """The shape of g(z) for ``node``'s generator, or a ShapeError naming port ``z``."""
+def generated_shape(node: Node, z: Value, port: str = "z") -> tuple[int, ...]:
+    """The shape of g(z) for ``node``'s generator, or a ShapeError naming the latents' ``port``."""
     if z.shape[1:] != _latent_shape(node, "generator"):
-        raise ShapeError("z", f"the generator takes latents of shape (B, {_latent_shape(node, 'generator')[0]})")
-    return node.check_model_input("generator", "z", z)
+        raise ShapeError(port, f"the generator takes latents of shape (B, {_latent_shape(node, 'generator')[0]})")
+    return node.check_model_input("generator", port, z)
 
 
 @attrs.define
@@ -229,7 +229,7 @@ class Generate(ModelCall):
     outputs = (Port("x", SAMPLE, "generated samples g(z)"),)
 
     def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
-        return {"x": Value(SAMPLE, _generated_shape(self, inputs["z"]))}
+        return {"x": Value(SAMPLE, generated_shape(self, inputs["z"]))}
 
     def __call__(self, ctx, z: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"x": self.models["generator"](z)}
@@ -246,7 +246,7 @@ class GeneratorSample(NoiseSource):
     outputs = (Port("x", SAMPLE, "draws g(z) + sigma * noise (constants for parameter learning)", stop_gradient=True),)
 
     def infer(self, inputs: dict[str, Value]) -> dict[str, Value]:
-        return {"x": Value(SAMPLE, _generated_shape(self, inputs["z"]))}
+        return {"x": Value(SAMPLE, generated_shape(self, inputs["z"]))}
 
     def __call__(self, ctx, z: torch.Tensor) -> dict[str, torch.Tensor]:
         generator = self.models["generator"]

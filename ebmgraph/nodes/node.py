@@ -156,6 +156,8 @@ class Bank(SampleSource, Stateful):
     ``state_dict`` is a ``BankState`` (nodes/bank_state.py), the schema banks.h5 stores."""
 
     family = "bank"
+    held: ClassVar[dict[str, str]] = {"store": "x"}
+    """Each delay input and the output that reads back what it wrote (their shapes must agree)."""
 
     @abc.abstractmethod
     def write(self, ctx, **delayed: torch.Tensor) -> None:

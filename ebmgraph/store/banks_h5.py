@@ -42,11 +42,13 @@ def _write(path: Path, banks: dict, step: int) -> None:
 
 
 def _write_state(group: h5py.Group, state: BankState) -> None:
-    """Tensors as chunked datasets (none before the bank's first read), counters and the storage
-    dtype as attributes."""
+    """Tensors as chunked datasets (none before the bank's first read, no latents without a
+    generator), counters and the storage dtype as attributes."""
     if state.storage is not None:
         group.attrs["dtype"] = state.dtype
         for field in BankState.tensor_fields():
+            if getattr(state, field.name) is None:
+                continue
             tensor = getattr(state, field.name).detach().cpu()
             array = tensor.to(_STORED_AS.get(tensor.dtype, tensor.dtype)).numpy()
             chunk = (min(len(array), 256), *array.shape[1:]) if len(array) else None
