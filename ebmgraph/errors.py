@@ -35,7 +35,13 @@ class NodeError(RuntimeError):
 
 
 class DivergenceError(RuntimeError):
-    """A loss or energy became non-finite; the run stops and keeps its last good checkpoint."""
+    """A loss or energy became non-finite; the run stops and keeps its last good checkpoint.
+    ``tensors`` holds statistics of the offending values (name → plain data) for the run's
+    divergence record."""
+
+    def __init__(self, message: str, tensors: dict[str, dict] | None = None):
+        super().__init__(message)
+        self.tensors = tensors or {}
 
 
 class DataError(RuntimeError):

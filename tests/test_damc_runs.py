@@ -15,9 +15,9 @@ from ebmgraph.runs.runner import Runner
 from ebmgraph.errors import GraphError
 from ebmgraph.eval.protocol import Evaluation
 from ebmgraph.engine.load import load_graph
-from ebmgraph.store.checkpoint import CHECKPOINT
 from ebmgraph.store.run_files import EVAL_FILE, METRICS_FILE
 from ebmgraph.viz.trajectory import run_trajectory
+from tests.checkpoint_files import final_state
 
 SMALL = ("train.steps=3", "train.log_every=1", "train.sample_every=2", "train.checkpoint_every=2",
          "train.progress=false", "data.batch_size=8", "models.amortizer.steps=5", "models.amortizer.widths=[16,16]",
@@ -74,7 +74,7 @@ def test_resume_is_bit_identical(tmp_path):
     Runner(spec, tmp_path / "whole").run()
     Runner(attrs.evolve(spec, train=attrs.evolve(spec.train, steps=2)), tmp_path / "split").run()
     Runner(spec, tmp_path / "split").run()
-    a, b = (torch.load(tmp_path / run / CHECKPOINT, weights_only=False) for run in ("whole", "split"))
+    a, b = (final_state(tmp_path / run) for run in ("whole", "split"))
     for model in ("amortizer", "target", "generator", "energy"):
         for key, value in a["models"][model].items():
             assert torch.equal(value, b["models"][model][key]), f"{model}.{key} differs after resume"

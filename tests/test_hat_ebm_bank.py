@@ -12,7 +12,8 @@ import torch
 from ebmgraph.engine.load import load_graph
 from ebmgraph.runs.runner import Runner
 from ebmgraph.store.banks_h5 import read_bank_states
-from ebmgraph.store.checkpoint import CHECKPOINT
+from ebmgraph.store.checkpoint import BANKS, latest
+from tests.checkpoint_files import final_state
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OVERRIDES = ("train.steps=6", "train.checkpoint_every=2", "train.sample_every=100", "train.log_every=1",
@@ -46,8 +47,8 @@ def test_sigkill_during_the_bank_write_resumes_bit_identically(tmp_path):
     killed = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "killed"), *OVERRIDES], cwd=ROOT,
                             capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    assert torch.load(tmp_path / "killed" / CHECKPOINT, weights_only=False)["step"] == 2
-    step, states = read_bank_states(tmp_path / "killed" / "banks.h5")
+    assert final_state(tmp_path / "killed")["step"] == 2
+    step, states = read_bank_states(latest(tmp_path / "killed").file(BANKS))
     assert step == 2 and states["history"].latents.shape == (10000, 16)
 
     spec = load_graph("graphs/hat_ebm.yaml", None, OVERRIDES)
@@ -56,7 +57,7 @@ def test_sigkill_during_the_bank_write_resumes_bit_identically(tmp_path):
     whole = Runner(spec, tmp_path / "whole")
     whole.run()
 
-    a, b = (torch.load(p / CHECKPOINT, weights_only=False) for p in (tmp_path / "whole", tmp_path / "killed"))
+    a, b = (final_state(p) for p in (tmp_path / "whole", tmp_path / "killed"))
     assert a["step"] == b["step"] == 6
     for model in ("energy", "generator"):
         for key, value in a["models"][model].items():

@@ -22,8 +22,9 @@ from ebmgraph.spec.lr_schedule import (
     StepSchedule,
     WarmupSchedule,
 )
-from ebmgraph.store.checkpoint import CHECKPOINT
+from ebmgraph.store.checkpoint import STATE, latest
 from ebmgraph.store.run_files import METRICS_FILE
+from tests.checkpoint_files import final_state, replace_state
 
 SCHEDULE = "optimizers.energy_optimizer.schedule"
 LR = 0.0003  # short_run's energy_optimizer
@@ -206,7 +207,7 @@ WARMUP = f"{SCHEDULE}={{type: warmup, steps: 3}}"
 
 
 def _state(run_dir):
-    return torch.load(run_dir / CHECKPOINT, weights_only=True)
+    return final_state(run_dir)
 
 
 def _logged_lr(run_dir) -> list[float]:
@@ -248,7 +249,7 @@ def test_resume_with_a_lost_schedule_state_differs(tmp_path, fast_graph):
     state = _state(split)
     fresh = Program(spec).updater.schedules_state_dict()
     state["lr_schedules"] = fresh
-    torch.save(state, split / CHECKPOINT)
+    replace_state(split, state)
     Runner(spec, split).run()
     assert not _same_parameters(_state(tmp_path / "whole"), _state(split))
     assert _logged_lr(split) != _logged_lr(tmp_path / "whole")
@@ -259,7 +260,7 @@ def test_a_schedule_cannot_change_on_resume(tmp_path, fast_graph):
     Runner(fast_graph("short_run", "train.steps=2"), run).run()  # a checkpoint without schedules
     with pytest.raises(DataError) as error:
         Runner(fast_graph("short_run", WARMUP), run).run()
-    assert str(error.value) == (f"checkpoint '{run / CHECKPOINT}': optimizer 'energy_optimizer': the checkpoint "
+    assert str(error.value) == (f"checkpoint '{latest(run).file(STATE)}': optimizer 'energy_optimizer': the checkpoint "
                                 "was written with learning-rate schedule none, the graph has {type: warmup, steps: "
                                 "3}; a schedule cannot change when a run resumes (start a new run instead)")
     scheduled = tmp_path / "scheduled"
@@ -273,7 +274,7 @@ def test_a_checkpoint_from_before_schedules_resumes(tmp_path, fast_graph):
     Runner(fast_graph("short_run", "train.steps=2"), run).run()
     state = _state(run)
     del state["lr_schedules"]
-    torch.save(state, run / CHECKPOINT)
+    replace_state(run, state)
     assert Runner(fast_graph("short_run"), run).run() == 4
 
 

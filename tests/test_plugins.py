@@ -18,6 +18,7 @@ from ebmgraph.errors import GraphError, NodeError
 from ebmgraph.nodes.catalog import MODELS, NODES, OPTIMIZERS
 from ebmgraph.nodes.node import contract_problems
 from ebmgraph.runs.health import AcceptanceWatch
+from tests.checkpoint_files import final_state
 from tests.conftest import FAST
 
 PLUGIN = '''
@@ -100,7 +101,7 @@ def _plugin_file(folder: Path) -> str:
 
 
 def _states(run: Path) -> dict:
-    return torch.load(run / "checkpoint.pt", weights_only=False)["models"]["energy"]
+    return final_state(run)["models"]["energy"]
 
 
 def test_a_plugin_works_through_every_command(plugged, tmp_path, capsys):

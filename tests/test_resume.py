@@ -5,13 +5,9 @@ import pytest
 import torch
 
 from ebmgraph.runs.runner import Runner
-from ebmgraph.store.checkpoint import CHECKPOINT
+from tests.checkpoint_files import final_state, replace_state
 
 EMA = "models.energy_ema={type: ema, of: energy, decay: 0.9}"
-
-
-def _final_state(run_dir):
-    return torch.load(run_dir / CHECKPOINT, weights_only=False)
 
 
 @pytest.mark.parametrize("write", ["reservoir", "back", "fifo"])
@@ -23,11 +19,11 @@ def test_resume_is_bit_identical(tmp_path, fast_graph, write):
 
     first = Runner(attrs.evolve(spec, train=attrs.evolve(spec.train, steps=3)), tmp_path / "split")
     first.run()
-    assert _final_state(tmp_path / "split")["step"] == 3
+    assert final_state(tmp_path / "split")["step"] == 3
     resumed = Runner(spec, tmp_path / "split")
     resumed.run()
 
-    a, b = _final_state(tmp_path / "whole"), _final_state(tmp_path / "split")
+    a, b = final_state(tmp_path / "whole"), final_state(tmp_path / "split")
     assert a["step"] == b["step"] == 6
     for model in ("energy", "energy_ema"):
         for key, value in a["models"][model].items():
@@ -43,42 +39,9 @@ def test_resume_changes_something_when_state_is_lost(tmp_path, fast_graph):
     spec = fast_graph("igebm", "train.steps=6")
     Runner(spec, tmp_path / "whole").run()
     Runner(attrs.evolve(spec, train=attrs.evolve(spec.train, steps=3)), tmp_path / "split").run()
-    state = _final_state(tmp_path / "split")
+    state = final_state(tmp_path / "split")
     state["optimizers"]["energy_optimizer"]["state"] = {}
-    torch.save(state, tmp_path / "split" / CHECKPOINT)
+    replace_state(tmp_path / "split", state)
     Runner(spec, tmp_path / "split").run()
-    a, b = _final_state(tmp_path / "whole"), _final_state(tmp_path / "split")
+    a, b = final_state(tmp_path / "whole"), final_state(tmp_path / "split")
     assert any(not torch.equal(v, b["models"]["energy"][k]) for k, v in a["models"]["energy"].items())
-
-
-def test_two_crashes_in_a_row_before_the_checkpoint_rename_keep_the_run_resumable(tmp_path, fast_graph, monkeypatch):
-    """A crash after the banks of step 4 are written but before checkpoint.pt is renamed, twice in a
-    row (the resumed run crashes at the same point): the run still resumes from step 2 and ends
-    bit-identical to an uninterrupted run."""
-    import ebmgraph.store.checkpoint as checkpoint_module
-    from ebmgraph.runs.runner import Runner
-
-    overrides = ("train.steps=4", "train.checkpoint_every=2")
-    straight = tmp_path / "straight"
-    Runner(fast_graph("igebm", *overrides), straight).run()
-
-    crashed = tmp_path / "crashed"
-    Runner(fast_graph("igebm", "train.steps=2", "train.checkpoint_every=2"), crashed).run()
-    real_atomic = checkpoint_module.atomic_path
-
-    class Crash(Exception):
-        pass
-
-    def crashing(path):
-        if path.name == "checkpoint.pt":
-            raise Crash  # banks.h5 of step 4 is in place, checkpoint.pt of step 4 never is
-        return real_atomic(path)
-
-    monkeypatch.setattr(checkpoint_module, "atomic_path", crashing)
-    for _ in range(2):
-        with pytest.raises(Crash):
-            Runner(fast_graph("igebm", *overrides), crashed).run()
-    monkeypatch.setattr(checkpoint_module, "atomic_path", real_atomic)
-    Runner(fast_graph("igebm", *overrides), crashed).run()
-    for name, value in torch.load(straight / "checkpoint.pt", weights_only=True)["models"]["energy"].items():
-        assert torch.equal(value, torch.load(crashed / "checkpoint.pt", weights_only=True)["models"]["energy"][name])

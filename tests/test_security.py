@@ -4,6 +4,7 @@ cannot lead a run directory outside its root."""
 
 import os
 import pickle
+import shutil
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ import torch
 from ebmgraph.cli import main
 from ebmgraph.engine.load import loads_graph
 from ebmgraph.errors import GraphError
+from tests.checkpoint_files import replace_state
 from tests.conftest import FAST
 
 SET = [arg for override in FAST for arg in ("--set", override)]
@@ -61,7 +63,7 @@ def test_a_crafted_checkpoint_is_refused(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["run", "graphs/short_run.yaml", "--out", str(run), *SET]) == 0
     marker = tmp_path / "marker"
-    torch.save({"step": 4, "models": _Payload(marker)}, run / "checkpoint.pt")
+    replace_state(run, {"step": 4, "models": _Payload(marker)})
     for command in (["eval", str(run)], ["sample", str(run), "--n", "4"], ["run", "--resume", str(run), "--steps", "6"]):
         assert main(command) == 2, command
         assert "holds more than tensors and plain data, and is refused" in capsys.readouterr().err
@@ -90,16 +92,17 @@ def test_resume_refuses_a_run_without_its_checkpoint(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["run", "graphs/short_run.yaml", "--out", str(run), *SET]) == 0
     metrics = (run / "metrics.jsonl").read_text()
-    (run / "checkpoint.pt").unlink()
+    shutil.rmtree(run / "checkpoints")
     assert main(["run", "--resume", str(run), "--steps", "6"]) == 2
-    assert "has no checkpoint.pt: nothing to resume from; refusing to start it over" in capsys.readouterr().err
+    assert "has no checkpoint in checkpoints/: nothing to resume from; refusing to start it over" in capsys.readouterr().err
     assert (run / "metrics.jsonl").read_text() == metrics
 
 
 def test_a_new_run_never_overwrites_a_run_of_another_graph(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["run", "graphs/short_run.yaml", "--out", str(run), *SET]) == 0
-    kept = {name: (run / name).read_bytes() for name in ("graph.yaml", "step.py", "checkpoint.pt", "metrics.jsonl")}
+    kept = {name: (run / name).read_bytes() for name in ("graph.yaml", "step.py", "checkpoints/step_00000004/state.pt",
+                                                         "metrics.jsonl")}
     assert main(["run", "graphs/igebm.yaml", "--out", str(run), *SET]) == 2
     assert "holds a run of another graph ('short_run'); it is left untouched" in capsys.readouterr().err
     assert {name: (run / name).read_bytes() for name in kept} == kept
@@ -115,6 +118,12 @@ def test_a_new_run_never_overwrites_a_run_of_another_graph(tmp_path, capsys):
     ("eval.grid=0", "eval.grid: must be >= 2, found 0"),
     ("optimizers.energy_optimizer.lr=-0.1", "optimizers.energy_optimizer.lr: must be a finite number >= 0, found -0.1"),
     ("optimizers.energy_optimizer.betas=[0.9, 1.0]", "optimizers.energy_optimizer.betas: each must be in [0, 1)"),
+    ("seed=-1", "seed: must be in [0, 2**63), found -1"),
+    ("seed=9223372036854775808", "seed: must be in [0, 2**63), found 9223372036854775808"),
+    ("models.energy.channels=0", "models.energy.channels: must be >= 1, found 0"),
+    ("models.energy.stages=0", "models.energy.stages: must be >= 1, found 0"),
+    ("models.energy={type: mlp_energy, layers: 0}", "models.energy.layers: must be >= 1, found 0"),
+    ("models.energy={type: mlp_energy, hidden: 0}", "models.energy.hidden: must be >= 1, found 0"),
 ])
 def test_absurd_values_are_located_errors(override, message):
     with pytest.raises(GraphError) as error:
@@ -169,7 +178,7 @@ def test_non_finite_state_is_never_checkpointed(tmp_path, fast_graph):
     run = tmp_path / "run"
     runner = Runner(fast_graph("igebm", "train.steps=2"), run)
     runner.run()
-    kept = {name: (run / name).read_bytes() for name in ("checkpoint.pt", "banks.h5")}
+    kept = sorted((path, path.read_bytes()) for path in run.rglob("*") if path.is_file())
     program = runner.program
     with torch.no_grad():
         next(program.models["energy"].parameters())[0] = float("inf")
@@ -180,7 +189,32 @@ def test_non_finite_state_is_never_checkpointed(tmp_path, fast_graph):
     program.nodes["bank"].storage[0] = float("nan")
     with pytest.raises(DivergenceError, match="'banks.bank.storage' holds non-finite values"):
         save_checkpoint(run, program, 3)
-    assert {name: (run / name).read_bytes() for name in kept} == kept
+    assert sorted((path, path.read_bytes()) for path in run.rglob("*") if path.is_file()) == kept
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_previous_checkpoint(tmp_path, fast_graph, monkeypatch, capsys):
+    import errno
+
+    import ebmgraph.store.checkpoint_dir as checkpoint_dir
+
+    run = tmp_path / "run"
+    assert main(["run", "graphs/igebm.yaml", "--out", str(run), *SET, "--steps", "2"]) == 0
+    kept = sorted((path, path.read_bytes()) for path in (run / "checkpoints").rglob("*") if path.is_file())
+    real_write = checkpoint_dir.write_file
+
+    def full(path, data):
+        if path.name == "banks.h5":
+            path.write_bytes(data[:100])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(checkpoint_dir, "write_file", full)
+    assert main(["run", "--resume", str(run), "--steps", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write checkpoint file" in err and "banks.h5' (the disk is full): the checkpoint of step 4 was " \
+        "not written; the previous checkpoint is kept" in err
+    assert sorted((path, path.read_bytes()) for path in (run / "checkpoints").rglob("*") if path.is_file()) == kept
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_00000002"]  # no temporary directory left
 
 
 @pytest.mark.parametrize("device, message", [("bogus", "unknown device 'bogus'"),

@@ -56,7 +56,19 @@ class StepContext:
         bad = [name for name, ok in zip(values, healthy.tolist()) if not ok]
         details = ", ".join(f"'{name}' ({_summary(values[name])})" for name in bad)
         raise DivergenceError(f"step {self.step + 1}: diverged at node {details}; "
-                              f"limit |value| <= {self.max_abs_energy:g} (train.max_abs_energy)")
+                              f"limit |value| <= {self.max_abs_energy:g} (train.max_abs_energy)",
+                              {name: statistics(values[name]) for name in bad})
+
+
+def statistics(value: torch.Tensor) -> dict:
+    """Plain-data statistics of a tensor that went bad: its shape, how many values are NaN or
+    infinite, and the range and mean of the finite ones."""
+    value = value.detach().double()
+    finite = value[torch.isfinite(value)]
+    summary = {"shape": list(value.shape), "nan": int(value.isnan().sum()), "inf": int(value.isinf().sum())}
+    if finite.numel():
+        summary.update(min=finite.min().item(), max=finite.max().item(), mean=finite.mean().item())
+    return summary
 
 
 def _summary(value: torch.Tensor) -> str:

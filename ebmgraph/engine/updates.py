@@ -66,8 +66,15 @@ class Updater:
         return {name: opt.state_dict() for name, opt in self.optimizers.items()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore each optimizer's state (moments, step counts); its hyper-parameters stay the
+        graph's, so ``--set optimizers.NAME.lr=...`` on resume takes effect (a scheduled learning
+        rate follows its restored schedule instead)."""
         for name, opt in self.optimizers.items():
+            configured = [{key: value for key, value in group.items() if key != "params"} for group in opt.param_groups]
             opt.load_state_dict(state[name])
+            for group, settings in zip(opt.param_groups, configured):
+                group.update({k: v for k, v in settings.items()
+                              if name not in self.schedule_pieces or k not in ("lr", "initial_lr")})
 
     def schedules_state_dict(self) -> dict:
         """Plain data: each scheduled optimizer's pieces (as written) and its SequentialLR state."""

@@ -11,6 +11,7 @@ import attrs
 import torch
 from torch import nn
 
+from ebmgraph.nodes.config_checks import at_least_one
 from ebmgraph.nodes.diffusions import (
     LogSNRSchedule, clean_from_noise, forward_marginal, reverse_posterior, signal_and_noise_scales)
 from ebmgraph.nodes.energies import image_size
@@ -193,15 +194,12 @@ class DiffusionAmortizerConfig:
     project_condition: bool = False
 
     def problems(self) -> list[tuple[str, str]]:
-        out = []
-        if self.steps < 1:
-            out.append(("steps", f"must be >= 1, found {self.steps}"))
+        out = at_least_one(self, "latent_dim", "steps", "widths", "time_embedding", "context_embedding",
+                           "context_channels", "context_stages")
         if self.log_snr_min >= self.log_snr_max:
             out.append(("log_snr_min", f"must be below log_snr_max ({self.log_snr_max}), found {self.log_snr_min}"))
         if not self.widths:
             out.append(("widths", "give at least one width"))
-        if self.latent_dim < 1:
-            out.append(("latent_dim", f"must be >= 1, found {self.latent_dim}"))
         return out
 
 

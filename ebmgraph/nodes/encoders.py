@@ -7,6 +7,7 @@ import attrs
 import torch
 from torch import nn
 
+from ebmgraph.nodes.config_checks import at_least_one
 from ebmgraph.nodes.energies import Activation, activation, image_size
 from ebmgraph.nodes.generators import LOG_2PI
 from ebmgraph.nodes.ports import SAMPLE, Port, Value, model_ref
@@ -41,6 +42,9 @@ class ConvEncoderConfig:
     stages: int = 2
     activation: Activation = "leaky_relu"
     stem: bool = False
+
+    def problems(self) -> list[tuple[str, str]]:
+        return at_least_one(self, "latent_dim", "channels", "stages")
 
 
 @MODELS.register

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from ebmgraph.nodes.config_checks import at_least_one
 from ebmgraph.nodes.registry import MODELS, ModelType
 
 Activation = Literal["swish", "leaky_relu", "elu", "relu"]
@@ -66,6 +67,9 @@ class MLPEnergyConfig:
     activation: Activation = "swish"
     spectral_norm: bool = False
     latent_dim: int | None = None
+
+    def problems(self) -> list[tuple[str, str]]:
+        return at_least_one(self, "hidden", "layers", "latent_dim")
 
 
 @MODELS.register
@@ -165,7 +169,7 @@ class ConvEnergyConfig:
     stem: bool = True
 
     def problems(self) -> list[tuple[str, str]]:
-        out = []
+        out = at_least_one(self, "channels", "stages", "blocks_per_stage", "widths")
         if self.widths is not None and len(self.widths) != self.stages:
             out.append(("widths", f"give one width per stage ({self.stages}), found {len(self.widths)}"))
         for key in ("attention", "downsample"):

@@ -10,6 +10,7 @@ import attrs
 import torch
 from torch import nn
 
+from ebmgraph.nodes.config_checks import at_least_one
 from ebmgraph.nodes.energies import Activation, activation, group_norm, image_size
 from ebmgraph.nodes.ports import SAMPLE, Port, ShapeError, Value, model_ref
 from ebmgraph.nodes.node import ModelCall, NoiseSource
@@ -72,6 +73,7 @@ class DeconvGeneratorConfig:
 
     def problems(self) -> list[tuple[str, str]]:
         out = [] if self.sigma > 0 else [("sigma", f"must be > 0, found {self.sigma}")]
+        out += at_least_one(self, "latent_dim", "channels", "stages", "widths")
         if self.widths is not None and len(self.widths) != self.hidden_maps:
             which = "each upsampling" if self.output_kernel else "each upsampling but the last"
             out.append(("widths", (f"give one width per hidden feature map ({self.hidden_maps}: the first map "
@@ -157,8 +159,7 @@ class MLPGeneratorConfig:
 
     def problems(self) -> list[tuple[str, str]]:
         out = [] if self.sigma > 0 else [("sigma", f"must be > 0, found {self.sigma}")]
-        return out + [(key, f"must be >= 1, found {getattr(self, key)}")
-                      for key in ("latent_dim", "hidden", "layers") if getattr(self, key) < 1]
+        return out + at_least_one(self, "latent_dim", "hidden", "layers")
 
 
 @MODELS.register

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ebmgraph.nodes.config_checks import at_least_one
 from ebmgraph.nodes.energies import Activation, activation, group_norm, image_size
 from ebmgraph.nodes.node import ModelCall
 from ebmgraph.nodes.ports import SAMPLE, Port, Value, model_ref
@@ -56,8 +57,7 @@ class ResNetRepresentationConfig:
 
     def problems(self) -> list[tuple[str, str]]:
         out = [] if self.widths else [("widths", "give at least one stage width")]
-        return out + [(key, f"must be >= 1, found {getattr(self, key)}")
-                      for key in ("blocks_per_stage", "head_hidden", "latent_dim") if getattr(self, key) < 1]
+        return out + at_least_one(self, "widths", "blocks_per_stage", "head_hidden", "latent_dim")
 
 
 @MODELS.register

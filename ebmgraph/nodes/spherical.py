@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ebmgraph.nodes.config_checks import at_least_one
 from ebmgraph.nodes.energies import ConvEnergyConfig, check_image_size, conv_body
 from ebmgraph.nodes.node import ModelCall, Node
 from ebmgraph.nodes.ports import ENERGY, SAMPLE, Port, ShapeError, Value, model_ref
@@ -67,8 +68,7 @@ class SphericalEnergyConfig(ConvEnergyConfig):
 
     def problems(self) -> list[tuple[str, str]]:
         out = super().problems()
-        out += [(key, f"must be >= 1, found {getattr(self, key)}")
-                for key in ("latent_dim", "head_hidden", "projection_hidden") if getattr(self, key) < 1]
+        out += at_least_one(self, "latent_dim", "head_hidden", "projection_hidden")
         if self.beta < 0:
             out.append(("beta", f"must be >= 0, found {self.beta}"))
         return out

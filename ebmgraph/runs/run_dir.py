@@ -10,7 +10,7 @@ from ebmgraph.engine.program import Program
 from ebmgraph.errors import DataError, GraphError
 from ebmgraph.spec.dump import to_dict
 from ebmgraph.spec.schema import GraphSpec
-from ebmgraph.store.checkpoint import CHECKPOINT
+from ebmgraph.store.checkpoint_dir import CHECKPOINTS, has_checkpoint
 from ebmgraph.eval.composition import WeightedEnergy
 from ebmgraph.eval.protocol import Evaluation
 from ebmgraph.engine.load import load_graph
@@ -22,9 +22,9 @@ from ebmgraph.viz.trajectory import save_trajectory_png
 
 def require_checkpoint(run_dir: Path) -> None:
     """A run to resume must hold its checkpoint: never start it over (its metrics would be lost)."""
-    if not (run_dir / CHECKPOINT).is_file():
-        raise DataError(f"run directory '{run_dir}' has no {CHECKPOINT}: nothing to resume from; refusing to start "
-                        "it over (start a new run with --out instead)")
+    if not has_checkpoint(run_dir):
+        raise DataError(f"run directory '{run_dir}' has no checkpoint in {CHECKPOINTS}/: nothing to resume from; "
+                        "refusing to start it over (start a new run with --out instead)")
 
 
 def refuse_other_graph(run_dir: Path, spec: GraphSpec) -> None:

@@ -19,9 +19,12 @@ from ebmgraph.runs.run_dir import metric_summary, write_evaluation
 from ebmgraph.errors import DivergenceError
 from ebmgraph.spec.dump import dumps
 from ebmgraph.spec.schema import GraphSpec
-from ebmgraph.store.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from ebmgraph.store.checkpoint import latest, load_checkpoint, save_checkpoint
+from ebmgraph.store.checkpoint_dir import has_checkpoint, prune
 from ebmgraph.version import __version__
-from ebmgraph.store.run_files import GRAPH_FILE, METRICS_FILE, ORIGIN_FILE, PLAN_FILE, SAMPLES_DIR, STEP_FILE
+from ebmgraph.store.atomic import atomic_path
+from ebmgraph.store.run_files import (DIVERGENCE_FILE, GRAPH_FILE, METRICS_FILE, ORIGIN_FILE, PLAN_FILE, SAMPLES_DIR,
+                                      STEP_FILE)
 from ebmgraph.viz.grids import save_samples_png
 
 
@@ -57,14 +60,25 @@ def _postfix(scalars: dict[str, float]) -> dict[str, str]:
     return {k: f"{v:.4g}" for k, v in shown.items()}
 
 
-def _drop_records_after(path: Path, step: int) -> None:
-    """Forget metrics logged after the checkpoint a run resumes from (they will be logged again)."""
+def _step_of_record(line: str) -> int | None:
+    """The step of a metrics.jsonl line; None for a line cut short by a crash while it was written."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _drop_records_after(path: Path, step: int) -> dict | None:
+    """Forget metrics logged after the checkpoint a run resumes from (they will be logged again),
+    and a last line a crash cut short; return the last record kept."""
     if not path.exists():
-        return
+        return None
     lines = path.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    kept = [line for line in lines if (logged := _step_of_record(line)) is not None and logged <= step]
     if len(kept) != len(lines):
-        path.write_text("".join(kept))
+        with atomic_path(path) as temporary:
+            temporary.write_text("".join(kept))
+    return json.loads(kept[-1]) if kept else None
 
 
 class Runner:
@@ -77,6 +91,7 @@ class Runner:
         check_evaluation(self.program.plan)
         self.acceptance = AcceptanceWatch()
         self.reference = self.program.plot_reference()
+        self.last_record: dict | None = None
 
     def _write_static_files(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -111,6 +126,7 @@ class Runner:
         for warning in warnings:
             bar.write(f"warning: {warning}", file=sys.stderr)
         record = {"step": completed, **scalars, **({"warnings": warnings} if warnings else {})}
+        self.last_record = record
         metrics.write(json.dumps(record) + "\n")
         metrics.flush()
         bar.set_postfix(_postfix(scalars), refresh=False)
@@ -118,11 +134,10 @@ class Runner:
     def run(self) -> int:
         """Train until ``train.steps`` (or ``train.max_seconds``); returns the number of completed steps."""
         train = self.spec.train
-        resumed = (self.run_dir / CHECKPOINT).exists()
-        start = load_checkpoint(self.run_dir, self.program) if resumed else 0
+        start = load_checkpoint(self.run_dir, self.program) if has_checkpoint(self.run_dir) else 0
+        prune(self.run_dir, start)  # what a crash while writing or removing checkpoints left behind
         self._write_static_files()  # after loading: a refused resume leaves the run's files as they were
-        self.on_disk = start if resumed else None
-        _drop_records_after(self.run_dir / METRICS_FILE, start)
+        self.last_record = _drop_records_after(self.run_dir / METRICS_FILE, start)
         deadline = time.perf_counter() + train.max_seconds if train.max_seconds else None
         timing = [time.perf_counter(), start]
         completed = start
@@ -149,21 +164,28 @@ class Runner:
         return completed
 
     def _step(self, step: int, logged: bool):
-        with self._stopping_on_divergence():
+        with self._stopping_on_divergence(step + 1):
             return self.program.step(step, diagnostics_wanted=logged)
 
     def _checkpoint(self, completed: int) -> None:
-        with self._stopping_on_divergence():
-            save_checkpoint(self.run_dir, self.program, completed, self.on_disk)
-        self.on_disk = completed
+        with self._stopping_on_divergence(completed):
+            save_checkpoint(self.run_dir, self.program, completed)
 
     @contextlib.contextmanager
-    def _stopping_on_divergence(self):
-        """A DivergenceError stops the run, saying which checkpoint is kept."""
+    def _stopping_on_divergence(self, step: int):
+        """A DivergenceError stops the run: it writes divergence.json (the error, the last logged
+        metrics, the offending tensors' statistics) and says which checkpoint is kept and how to
+        roll back to it (docs/reliability.md)."""
         try:
             yield
         except DivergenceError as error:
-            checkpoint = self.run_dir / CHECKPOINT
-            kept = (f"the last good checkpoint is kept in {checkpoint}" if checkpoint.exists()
-                    else "no checkpoint had been written yet")
-            raise DivergenceError(f"{error}. The run stopped; {kept}") from None
+            kept = latest(self.run_dir) if has_checkpoint(self.run_dir) else None
+            record = {"step": step, "error": str(error), "last_metrics": self.last_record, "tensors": error.tensors,
+                      "checkpoint_kept": str(kept.path) if kept else None}
+            with atomic_path(self.run_dir / DIVERGENCE_FILE) as temporary:
+                temporary.write_text(json.dumps(record, indent=2) + "\n")
+            rollback = (f"the last good checkpoint (step {kept.step}) is kept in {kept.path}; to roll back, resume "
+                        f"it with a lower learning rate: ebmgraph run --resume {self.run_dir} "
+                        f"--set optimizers.NAME.lr=VALUE" if kept else "no checkpoint had been written yet")
+            raise DivergenceError(f"{error}. The run stopped; {rollback}. Details: "
+                                  f"{self.run_dir / DIVERGENCE_FILE}", error.tensors) from None

@@ -177,6 +177,8 @@ class _Loader:
                                   "(at most 100)")
         paper = self.value("paper", str, "")
         seed = self.value("seed", int, 0)
+        if isinstance(seed, int) and not 0 <= seed < 2**63:
+            self.error(("seed",), f"must be in [0, 2**63), found {seed}")
         plugins = plugin_entries(self.src)
         data_node = self.node(data["data"], ("data",)) if "data" in data else None
         spec = GraphSpec(

@@ -1,10 +1,10 @@
-"""Banks in HDF5: one group per bank holding its ``BankState``: the tensors as chunked datasets
-(``storage``, ``age``), the counters and the storage dtype as attributes; the checkpoint step they
-belong to as a file attribute."""
+"""Banks in HDF5 (``banks.h5`` of a checkpoint directory): one group per bank holding its
+``BankState``: the tensors as chunked datasets (``storage``, ``age``, ``latents``), the counters and
+the storage dtype as attributes; the checkpoint step they belong to as a file attribute."""
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
 import h5py
@@ -13,32 +13,20 @@ import torch
 
 from ebmgraph.errors import DataError
 from ebmgraph.nodes.bank_state import BankState
-from ebmgraph.store.atomic import atomic_path
+from ebmgraph.store.checkpoint_dir import DamagedCheckpoint
+from ebmgraph.store.finite import first_non_finite
 
 _STORED_AS = {torch.bfloat16: torch.float32}
 
 
-def previous_path(path: Path) -> Path:
-    return path.with_name(path.stem + ".previous" + path.suffix)
-
-
-def save_banks(path: str | Path, banks: dict, step: int, checkpoint_step: int | None = None) -> None:
-    """Write ``path`` atomically, keeping the banks of the checkpoint on disk (step
-    ``checkpoint_step``; when None, the file replaced) as ``*.previous.h5``: if a crash comes before
-    the matching checkpoint is renamed into place, the old checkpoint still finds its banks, even
-    after a second crash at the same point (the orphan of the first is replaced, never kept)."""
-    path = Path(path)
-    with atomic_path(path) as temporary:
-        _write(temporary, banks, step)
-        if path.exists() and checkpoint_step in (None, _step_of(path)):
-            os.replace(path, previous_path(path))
-
-
-def _write(path: Path, banks: dict, step: int) -> None:
-    with h5py.File(path, "w") as f:
+def banks_bytes(banks: dict, step: int) -> bytes:
+    """The bank file of checkpoint step ``step``: one group per bank."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
         f.attrs["step"] = step
         for name, bank in banks.items():
             _write_state(f.create_group(name), bank.state_dict())
+    return buffer.getvalue()
 
 
 def _write_state(group: h5py.Group, state: BankState) -> None:
@@ -68,29 +56,19 @@ def _read_state(group: h5py.Group) -> BankState:
 
 def read_bank_states(path: str | Path) -> tuple[int, dict[str, BankState]]:
     """The checkpoint step of the bank file ``path`` and the state of each bank in it."""
-    with h5py.File(path, "r") as f:
-        return int(f.attrs["step"]), {name: _read_state(group) for name, group in f.items()}
-
-
-def _step_of(path: Path) -> int | None:
-    if not path.exists():
-        return None
-    with h5py.File(path, "r") as f:
-        return int(f.attrs["step"])
+    try:
+        with h5py.File(path, "r") as f:
+            return int(f.attrs["step"]), {name: _read_state(group) for name, group in f.items()}
+    except (OSError, KeyError, ValueError, TypeError) as error:
+        raise DamagedCheckpoint(f"bank file '{path}' cannot be read ({type(error).__name__}: {error})") from None
 
 
 def load_banks(path: str | Path, banks: dict, step: int) -> None:
-    """Restore ``banks`` from ``path`` (or its previous version) saved at checkpoint step ``step``."""
-    path = Path(path)
-    if not banks:
-        return
-    candidates = [p for p in (path, previous_path(path)) if _step_of(p) == step]
-    if not candidates:
-        found = ", ".join(f"'{p}' (step {_step_of(p)})" for p in (path, previous_path(path)) if p.exists())
-        raise DataError(f"no bank file for checkpoint step {step}: found {found or 'none'}; "
-                        f"the run's checkpoint needs '{path}' to resume")
-    path = candidates[0]
-    _, states = read_bank_states(path)
+    """Restore ``banks`` from the bank file ``path`` of checkpoint step ``step``; a file of another
+    step, or one holding non-finite values, is DamagedCheckpoint."""
+    stored_step, states = read_bank_states(path)
+    if stored_step != step:
+        raise DamagedCheckpoint(f"bank file '{path}' belongs to step {stored_step}, its checkpoint to step {step}")
     for name, bank in banks.items():
         if name not in states:
             raise DataError(f"bank file '{path}' has no bank '{name}' (it has: {', '.join(states)})")
@@ -101,4 +79,7 @@ def load_banks(path: str | Path, banks: dict, step: int) -> None:
             if stored != expected:
                 raise DataError(f"bank file '{path}': bank '{name}' holds {stored[0]} items of {stored[1]} but "
                                 f"the graph asks for capacity {expected[0]} of {expected[1]}")
+            bad = first_non_finite({name: state})
+            if bad is not None:
+                raise DamagedCheckpoint(f"bank file '{path}' holds non-finite values in '{bad[0]}'")
             bank.load_state_dict(state)

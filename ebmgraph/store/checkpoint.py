@@ -1,49 +1,40 @@
 """Checkpoints: models, optimizers (EMA copies are models) and their learning-rate schedules, stateful
-nodes other than banks (banks go to HDF5), global RNG states and the step."""
+nodes other than banks, global RNG states and the step in ``state.pt``; banks in ``banks.h5``; both
+in one checkpoint directory (store/checkpoint_dir.py), written whole or not at all."""
 
 from __future__ import annotations
 
+import io
+import logging
 import pickle
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
+from ebmgraph.engine.context import statistics
 from ebmgraph.engine.updates import ScheduleStateError
 from ebmgraph.errors import DataError, DivergenceError
-from ebmgraph.store.atomic import atomic_path
-from ebmgraph.store.banks_h5 import load_banks, save_banks
+from ebmgraph.store.banks_h5 import banks_bytes, load_banks
+from ebmgraph.store.checkpoint_dir import KEEP, DamagedCheckpoint, StoredCheckpoint, checkpoints, write_checkpoint
+from ebmgraph.store.finite import first_non_finite
 
-CHECKPOINT = "checkpoint.pt"
+STATE = "state.pt"
 BANKS = "banks.h5"
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
-def _tensors(value, path: str):
-    """(path, tensor) of every tensor in nested dicts, lists, tuples and attrs states."""
-    if isinstance(value, torch.Tensor):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _tensors(item, f"{path}.{key}")
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            yield from _tensors(item, f"{path}[{index}]")
-    elif hasattr(value, "__attrs_attrs__"):
-        yield from _tensors({f.name: getattr(value, f.name) for f in value.__attrs_attrs__}, path)
+def _state_bytes(state: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
 
 
-def _first_non_finite(parts: dict) -> str | None:
-    for path, tensor in (item for name, part in parts.items() for item in _tensors(part, name)):
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            return path
-    return None
-
-
-def save_checkpoint(run_dir: str | Path, program, step: int, on_disk: int | None = None) -> None:
-    """Banks first, then the checkpoint; each written to a temporary file and renamed. Nothing is
-    written when any parameter, optimizer state or bank holds a non-finite value (DivergenceError):
-    the last checkpoint stays the last good one. ``on_disk`` is the step of the checkpoint now on
-    disk (None: not known), whose banks are kept until the new checkpoint is in place."""
-    run_dir = Path(run_dir)
+def save_checkpoint(run_dir: str | Path, program, step: int, keep: int = KEEP) -> StoredCheckpoint:
+    """Write the checkpoint of ``step``. Nothing is written when any parameter, optimizer state or
+    bank holds a non-finite value (DivergenceError): the last checkpoint stays the last good one."""
     banks = program.banks()
     state = {
         "step": step,
@@ -53,44 +44,77 @@ def save_checkpoint(run_dir: str | Path, program, step: int, on_disk: int | None
         "nodes": {name: node.state_dict() for name, node in program.stateful().items()},
         "torch_rng": torch.get_rng_state(),
     }
-    bad = _first_non_finite({**{key: state[key] for key in ("models", "optimizers", "nodes")},
-                             "banks": {name: bank.state_dict() for name, bank in banks.items()}})
+    bad = first_non_finite({**{key: state[key] for key in ("models", "optimizers", "nodes")},
+                            "banks": {name: bank.state_dict() for name, bank in banks.items()}})
     if bad is not None:
-        raise DivergenceError(f"step {step}: not checkpointed: '{bad}' holds non-finite values")
+        raise DivergenceError(f"step {step}: not checkpointed: '{bad[0]}' holds non-finite values",
+                              {bad[0]: statistics(bad[1])})
+    files = {STATE: lambda: _state_bytes(state)}
     if banks:
-        save_banks(run_dir / BANKS, banks, step, on_disk)
-    with atomic_path(run_dir / CHECKPOINT) as temporary:
-        torch.save(state, temporary)
+        files[BANKS] = lambda: banks_bytes(banks, step)
+    return write_checkpoint(run_dir, step, files, keep)
 
 
-def load_models(run_dir: str | Path, models: dict[str, torch.nn.Module]) -> dict:
-    path = Path(run_dir) / CHECKPOINT
-    if not path.exists():
-        raise DataError(f"checkpoint '{path}' not found")
-    try:  # tensors and plain data only: a checkpoint can never run code
-        state = torch.load(path, map_location="cpu", weights_only=True)
+def read_state(checkpoint: StoredCheckpoint) -> dict:
+    """The tensors and plain data of ``state.pt``: a checkpoint can never run code."""
+    path = checkpoint.file(STATE)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise DataError(f"checkpoint '{path}' holds more than tensors and plain data, and is refused: "
                         f"{str(error).strip().splitlines()[0]}") from None
     except (EOFError, RuntimeError, OSError) as error:
-        raise DataError(f"checkpoint '{path}' cannot be read ({type(error).__name__}: {error}); it may be damaged") \
-            from None
+        raise DamagedCheckpoint(f"checkpoint '{path}' cannot be read ({type(error).__name__}: {error})") from None
+
+
+def _first_usable(run_dir: str | Path, use: Callable[[StoredCheckpoint], T]) -> T:
+    """``use`` of the newest checkpoint that is complete and whose contents load; each newer damaged
+    one is named in a warning. DataError listing the reasons when there is none."""
+    damaged = []
+    for found in checkpoints(run_dir):
+        try:
+            if isinstance(found, DamagedCheckpoint):
+                raise found
+            result = use(found)
+        except DamagedCheckpoint as error:
+            damaged.append(error)
+            continue
+        for error in damaged:
+            log.warning("%s; falling back to the checkpoint of step %d", error, found.step)
+        return result
+    reasons = "".join(f"\n  {error}" for error in damaged)
+    raise DataError(f"run directory '{run_dir}' holds no complete checkpoint{reasons}")
+
+
+def latest(run_dir: str | Path) -> StoredCheckpoint:
+    """The newest complete checkpoint of the run."""
+    return _first_usable(run_dir, lambda checkpoint: checkpoint)
+
+
+def _load_models(checkpoint: StoredCheckpoint, models: dict[str, torch.nn.Module]) -> dict:
+    state = read_state(checkpoint)
     for name, model in models.items():
         model.load_state_dict(state["models"][name])
     return state
 
 
-def load_checkpoint(run_dir: str | Path, program) -> int:
-    """Restore a program's models, optimizers, stateful nodes, banks and RNG; return the number of
-completed steps."""
-    state = load_models(run_dir, program.models)
+def _restore(checkpoint: StoredCheckpoint, program) -> int:
+    state = _load_models(checkpoint, program.models)
     program.updater.load_state_dict(state["optimizers"])
     try:  # checkpoints written before schedules existed hold none
         program.updater.load_schedules_state_dict(state.get("lr_schedules", {}))
     except ScheduleStateError as error:
-        raise DataError(f"checkpoint '{Path(run_dir) / CHECKPOINT}': {error}") from None
+        raise DataError(f"checkpoint '{checkpoint.file(STATE)}': {error}") from None
     for name, node in program.stateful().items():
         node.load_state_dict(state["nodes"][name])
     torch.set_rng_state(state["torch_rng"])
-    load_banks(Path(run_dir) / BANKS, program.banks(), state["step"])
+    if program.banks():
+        load_banks(checkpoint.file(BANKS), program.banks(), state["step"])
     return state["step"]
+
+
+def load_checkpoint(run_dir: str | Path, program) -> int:
+    """Restore a program's models, optimizers, stateful nodes, banks and RNG from the newest usable
+    checkpoint (a damaged one is named and the one before it used); return the number of
+    completed steps."""
+    return _first_usable(run_dir, lambda checkpoint: _restore(checkpoint, program))

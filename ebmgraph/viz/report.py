@@ -25,7 +25,6 @@ from ebmgraph.viz import plots
 
 REPORT_FILE = "report.html"
 REPORT_DIR = "report"
-BANKS_FILE = "banks.h5"
 MAX_SAMPLE_GRIDS = 8
 STEP_PNG = re.compile(r"step_(\d+)\.png$")
 
@@ -315,15 +314,19 @@ def _fresh_section(report: _Report) -> None:
 
 
 def _banks_section(report: _Report) -> None:
-    path = report.run_dir / BANKS_FILE
-    if not path.exists():
+    from ebmgraph.store.banks_h5 import read_bank_states
+    from ebmgraph.store.checkpoint import BANKS, latest
+    from ebmgraph.store.checkpoint_dir import has_checkpoint
+    from ebmgraph.viz.grids import save_samples_png
+
+    if not has_checkpoint(report.run_dir):
         return
     try:
-        from ebmgraph.store.banks_h5 import read_bank_states
-        from ebmgraph.viz.grids import save_samples_png
-
+        path = latest(report.run_dir).file(BANKS)
+        if not path.exists():
+            return
         step, states = read_bank_states(path)
-        parts = [f'<p class="muted">{BANKS_FILE} at step {step}</p>']
+        parts = [f'<p class="muted">{html.escape(str(path.relative_to(report.run_dir)))} at step {step}</p>']
         for name, state in states.items():
             rows = [*state.counters().items(), *([("dtype", state.dtype)] if state.dtype else [])]
             figures = []
@@ -340,7 +343,7 @@ def _banks_section(report: _Report) -> None:
                          + (f'<div class="panels">{"".join(figures)}</div>' if figures else ""))
         report.add("banks", "Replay banks", "\n".join(parts))
     except Exception as error:  # a damaged bank file must not cost the rest of the report
-        report.add("banks", "Replay banks", _note(f"{BANKS_FILE} could not be read: {type(error).__name__}: {error}"))
+        report.add("banks", "Replay banks", _note(f"the banks could not be read: {type(error).__name__}: {error}"))
 
 
 def _graph_file_section(report: _Report) -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ebmgraph.engine.context import StepContext
 from ebmgraph.errors import DataError
 from ebmgraph.nodes.banks import ReplayBank, ReplayBankConfig
-from ebmgraph.store.banks_h5 import load_banks, save_banks
+from ebmgraph.store.banks_h5 import load_banks, banks_bytes
 
 CPU = torch.device("cpu")
 
@@ -271,7 +271,7 @@ def test_hdf5_round_trip_restores_state_and_future_draws(tmp_path, write, dtype)
     bank = _bank(**config)
     _run(bank, range(5))
     path = tmp_path / "banks.h5"
-    save_banks(path, {"bank": bank}, step=5)
+    path.write_bytes(banks_bytes({"bank": bank}, 5))
 
     restored = _bank(**config)
     load_banks(path, {"bank": restored}, step=5)
@@ -298,7 +298,7 @@ def test_hdf5_round_trip_of_several_banks_and_an_unread_bank(tmp_path):
     _run(first, range(3), batch=3)
     _run(second, range(4), batch=2)
     path = tmp_path / "banks.h5"
-    save_banks(path, {"first": first, "second": second, "unread": unread}, step=4)
+    path.write_bytes(banks_bytes({"first": first, "second": second, "unread": unread}, 4))
     copies = {"first": _bank(capacity=8, write="fifo"), "second": _bank(capacity=5, write="reservoir"),
               "unread": _bank()}
     load_banks(path, copies, step=4)
@@ -312,7 +312,7 @@ def test_load_with_the_wrong_step_raises_a_data_error_naming_the_file(tmp_path):
     bank = _bank(capacity=8, write="fifo")
     _run(bank, range(2))
     path = tmp_path / "banks.h5"
-    save_banks(path, {"bank": bank}, step=2)
+    path.write_bytes(banks_bytes({"bank": bank}, 2))
     with pytest.raises(DataError) as error:
         load_banks(path, {"bank": _bank(capacity=8, write="fifo")}, step=3)
     assert str(path) in str(error.value) and "step 2" in str(error.value) and "step 3" in str(error.value)
@@ -325,7 +325,7 @@ def test_load_missing_file_or_bank_raises_a_data_error_naming_the_file(tmp_path)
     bank = _bank(capacity=8, write="fifo")
     _run(bank, range(1))
     path = tmp_path / "banks.h5"
-    save_banks(path, {"bank": bank}, step=1)
+    path.write_bytes(banks_bytes({"bank": bank}, 1))
     with pytest.raises(DataError) as error:
         load_banks(path, {"other": _bank()}, step=1)
     assert str(path) in str(error.value) and "'other'" in str(error.value)
