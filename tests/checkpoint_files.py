@@ -1,9 +1,7 @@
 """Tests' access to a run's newest checkpoint: its state, and writing an edited state back as a
 complete checkpoint (a new manifest, the same banks)."""
 
-import torch
-
-from ebmgraph.store.checkpoint import BANKS, STATE, latest, read_state
+from ebmgraph.store.checkpoint import BANKS, STATE, latest, read_state, state_bytes
 from ebmgraph.store.checkpoint_dir import write_checkpoint
 
 
@@ -14,16 +12,9 @@ def final_state(run_dir) -> dict:
 def replace_state(run_dir, state: dict) -> None:
     """Write ``state`` as the run's newest checkpoint, keeping that checkpoint's banks."""
     checkpoint = latest(run_dir)
-    files = {STATE: lambda: _saved(state)}
+    files = {STATE: lambda: state_bytes(state)}
     if checkpoint.file(BANKS).exists():
         banks = checkpoint.file(BANKS).read_bytes()
         files[BANKS] = lambda: banks
     write_checkpoint(run_dir, checkpoint.step, files)
 
-
-def _saved(state: dict) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()

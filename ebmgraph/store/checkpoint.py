@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _state_bytes(state: dict) -> bytes:
+def state_bytes(state: dict) -> bytes:
+    """``state`` as the bytes of a ``state.pt`` file."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getvalue()
@@ -49,7 +50,7 @@ def save_checkpoint(run_dir: str | Path, program, step: int, keep: int = KEEP) -
     if bad is not None:
         raise DivergenceError(f"step {step}: not checkpointed: '{bad[0]}' holds non-finite values",
                               {bad[0]: statistics(bad[1])})
-    files = {STATE: lambda: _state_bytes(state)}
+    files = {STATE: lambda: state_bytes(state)}
     if banks:
         files[BANKS] = lambda: banks_bytes(banks, step)
     return write_checkpoint(run_dir, step, files, keep)

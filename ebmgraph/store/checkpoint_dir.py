@@ -79,9 +79,9 @@ def _step_directories(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
-def verify(path: Path) -> StoredCheckpoint:
-    """The checkpoint in ``path`` if its manifest reads and each file has the size and SHA-256 it
-    lists; otherwise DamagedCheckpoint naming the file."""
+def verify(path: Path, digests: bool = True) -> StoredCheckpoint:
+    """The checkpoint in ``path`` if its manifest reads and each file has the size and (with
+    ``digests``) the SHA-256 it lists; otherwise DamagedCheckpoint naming the file."""
     manifest = path / MANIFEST
     try:
         record = json.loads(manifest.read_text())
@@ -103,17 +103,17 @@ def verify(path: Path) -> StoredCheckpoint:
         if file.stat().st_size != size:
             raise DamagedCheckpoint(f"checkpoint file '{file}' is damaged: {file.stat().st_size} bytes, its "
                                     f"manifest says {size}")
-        if _sha256(file) != digest:
+        if digests and _sha256(file) != digest:
             raise DamagedCheckpoint(f"checkpoint file '{file}' is damaged: its SHA-256 differs from the manifest's")
     return StoredCheckpoint(path, step)
 
 
-def checkpoints(run_dir: str | Path) -> Iterator[StoredCheckpoint | DamagedCheckpoint]:
+def checkpoints(run_dir: str | Path, digests: bool = True) -> Iterator[StoredCheckpoint | DamagedCheckpoint]:
     """Each ``step_*`` directory of the run, newest first: the verified checkpoint, or the reason it
     is not one."""
     for _, path in _step_directories(Path(run_dir)):
         try:
-            yield verify(path)
+            yield verify(path, digests)
         except DamagedCheckpoint as error:
             yield error
 
@@ -164,9 +164,10 @@ def write_checkpoint(run_dir: str | Path, step: int, files: dict[str, Callable[[
 
 def prune(run_dir: str | Path, newest: int, keep: int = KEEP) -> None:
     """Remove what interrupted writes left, and the complete checkpoints of steps up to ``newest``
-    (the one in use) but the latest ``keep``."""
+    (the one in use) but the latest ``keep``. Completeness is the manifest and the file sizes: the
+    files' digests are checked when a checkpoint is loaded, not each time one is written."""
     root = Path(run_dir) / CHECKPOINTS
-    complete = [found for found in checkpoints(run_dir) if isinstance(found, StoredCheckpoint) and found.step <= newest]
+    complete = [found for found in checkpoints(run_dir, digests=False) if isinstance(found, StoredCheckpoint) and found.step <= newest]
     for old in complete[keep:]:
         shutil.rmtree(old.path, ignore_errors=True)
     for leftover in root.glob(".step_*.tmp"):
