@@ -4,7 +4,8 @@ steps, watching the process's resident memory and the run directory's size as it
     python benchmarks/soak.py --steps 5000 --checkpoint-every 100
 
 Prints the resident memory at the end of warm-up (the first ``--warmup`` of the steps) and its
-peak after it (growth must stay under 5 %), the size of checkpoints/ over the run (bounded: two
+peak after it while training (growth must stay under 5 %; the final evaluation, after the last
+checkpoint, is left out), the resident memory at every tenth of the run, the size of checkpoints/ over the run (bounded: two
 checkpoints are kept) and of the whole run directory, and the checkpoint directories at the end.
 """
 
@@ -62,13 +63,15 @@ def main() -> None:
         watcher.join()
         seconds = time.perf_counter() - start
         warm = [s for s in samples if s[0] <= args.warmup * args.steps]
-        after = [s for s in samples if s[0] > args.warmup * args.steps]
+        after = [s for s in samples if args.warmup * args.steps < s[0] < args.steps]
         base, peak = warm[-1][1], max(s[1] for s in after)
         sizes, totals = [s[2] for s in samples], [s[3] for s in samples]
         kept = len(list(run_dir.glob("checkpoints/step_*")))
         print(f"{args.steps} steps in {seconds:.0f} s, a checkpoint every {args.checkpoint_every}")
         print(f"resident memory: {base:.1f} MB after warm-up (step {warm[-1][0]}), peak {peak:.1f} MB after it: "
               f"growth {100 * (peak - base) / base:+.2f} % (bound 5 %)")
+        tenths = {s[0]: s[1] for s in samples if s[0] % max(args.steps // 10, 1) == 0}
+        print("resident MB by step: " + ", ".join(f"{step}: {mb:.0f}" for step, mb in sorted(tenths.items())))
         print(f"checkpoints/: {sizes[len(sizes) // 5]:.2f} MB at a fifth of the run, {max(sizes):.2f} MB at most, "
               f"{sizes[-1]:.2f} MB at the end; {kept} checkpoint directories kept")
         print(f"whole run directory (metrics.jsonl grows with the log): {totals[-1]:.2f} MB at the end")

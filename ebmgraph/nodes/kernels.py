@@ -1,5 +1,5 @@
-"""MCMC transition kernels on an energy: unadjusted Langevin and MALA on the same proposal, as
-nodes over the pure chains of ``nodes/mcmc``."""
+"""MCMC transition kernels on an energy: unadjusted Langevin and MALA on the same proposal, HMC
+and underdamped Langevin on the same leapfrog, as nodes over the pure chains of ``nodes/mcmc``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import torch
 
 from ebmgraph.nodes.langevin_parameters import LangevinParameters
 from ebmgraph.nodes.mcmc.chains import ChainInfo, Differentiable, langevin_chain, mala_chain
+from ebmgraph.nodes.mcmc.hamiltonian import HmcParameters, UnderdampedParameters, hmc_chain, underdamped_chain
 from ebmgraph.nodes.mcmc.metropolis import log_acceptance_ratio
-from ebmgraph.nodes.mcmc.proposal import EnergyFunction, clipped_energy_and_gradient
+from ebmgraph.nodes.mcmc.proposal import EnergyFunction, clipped_energy_and_gradient, energy_and_gradient
 from ebmgraph.nodes.ports import SAMPLE, Port, Value, model_ref
 from ebmgraph.nodes.node import Kernel
 from ebmgraph.nodes.registry import NODES
@@ -135,3 +136,38 @@ class Mala(EnergyKernel):
 
     def __call__(self, ctx, init: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"x": self.sample_chain(ctx, self.models["energy"], init, log_acceptance=self.log_acceptance).position}
+
+
+class HamiltonianKernel(EnergyKernel):
+    """Kernels on H(x, p) = E(x) / T + |p|^2 / 2 with unit mass: they move along the exact
+    gradient (clipping would break the Hamiltonian) and target exp(-E / T)."""
+
+    def _gradient(self, energy: EnergyFunction, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return energy_and_gradient(energy, x)
+
+    def __call__(self, ctx, init: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"x": self.sample_chain(ctx, self.models["energy"], init).position}
+
+
+@NODES.register
+class Hmc(HamiltonianKernel):
+    """Hamiltonian Monte Carlo: each of ``steps`` transitions draws p ~ N(0, I), takes
+    ``leapfrog_steps`` leapfrog steps of size ``step_size`` and accepts with probability
+    min(1, exp(H - H')); exact for exp(-E / T). With ``clamp``, moves outside the box are rejected."""
+
+    type_name = "hmc"
+    Config = HmcParameters
+    chain = staticmethod(hmc_chain)
+
+
+@NODES.register
+class UnderdampedLangevin(HamiltonianKernel):
+    """Underdamped (kinetic) Langevin, OBABO: half a momentum refresh p <- c p + sqrt(1 - c^2) xi
+    with c = exp(-friction step_size / 2), one leapfrog step, another half refresh. With
+    ``metropolis: true`` (default) the leapfrog step is accepted with probability min(1, exp(-dH))
+    and the momentum flipped on rejection (generalized HMC: exact for exp(-E / T)); with false it
+    is the unadjusted discretization (bias of order step_size^2). Momenta start fresh each call."""
+
+    type_name = "underdamped_langevin"
+    Config = UnderdampedParameters
+    chain = staticmethod(underdamped_chain)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from monte_carlo import ALPHA, ks_critical, ks_statistic, examples
+from monte_carlo import ALPHA, examples, ks_critical, ks_statistic, stays_gaussian
 from ebmgraph.engine.context import StepContext
 from ebmgraph.nodes.energies import MLPEnergy, MLPEnergyConfig
 from ebmgraph.nodes.kernels import Langevin, LangevinConfig, Mala, MalaConfig
@@ -459,18 +459,6 @@ def test_mala_with_clamp_stays_in_the_box_and_zero_steps_is_identity():
 
 # hypothesis-drawn invariants ------------------------------------------------------------------------
 
-class RandomQuadratic(nn.Module):
-    """E(x) = (x - m)^T P (x - m) / 2: the gaussian N(m, P^-1) at temperature 1."""
-
-    def __init__(self, mean: torch.Tensor, precision: torch.Tensor):
-        super().__init__()
-        self.mean, self.precision = mean, precision
-
-    def forward(self, x):
-        centered = x.flatten(1) - self.mean
-        return 0.5 * ((centered @ self.precision) * centered).sum(1)
-
-
 class Mixture2D(nn.Module):
     """E(x) = -log of an equal mixture of N(-1.5 e1, 0.5^2 I) and N(+1.5 e1, 0.5^2 I) (2-D)."""
 
@@ -500,28 +488,11 @@ class UncorrectedMala(Mala):
 EXAMPLES, CHAINS = examples(12), 4000
 
 
-def _gaussian_target(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    mean = torch.randn(2, generator=generator, dtype=torch.float64)
-    factor = torch.randn((2, 2), generator=generator, dtype=torch.float64)
-    covariance = factor @ factor.T + 0.3 * torch.eye(2, dtype=torch.float64)
-    return mean, covariance
-
-
 def _stays_gaussian(kernel_type, seed: int, a: float, steps: int) -> bool:
-    """Chains started exactly from N(m, C) are still N(m, C) after ``steps`` kernel steps: KS on the
-    two whitened coordinates at the Bonferroni-corrected level."""
-    mean, covariance = _gaussian_target(seed)
-    energy = RandomQuadratic(mean, torch.linalg.inv(covariance))
-    cholesky = torch.linalg.cholesky(covariance)
-    generator = torch.Generator().manual_seed(seed + 1)
-    init = mean + torch.randn((CHAINS, 2), generator=generator, dtype=torch.float64) @ cholesky.T
-    kernel = kernel_type("m", MalaConfig(steps=steps, step_size=a, noise=math.sqrt(2 * a)), {"energy": energy}, CPU)
-    x = kernel(_ctx(seed=seed), init=init)["x"]
-    white = torch.linalg.solve_triangular(cholesky, (x - mean).T, upper=False).T
-    normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0)
-    level = ks_critical(CHAINS, ALPHA / (2 * EXAMPLES))
-    return all(ks_statistic(white[:, i], normal.cdf) < level for i in range(2))
+    """The kernel keeps a random 2-D gaussian at the Bonferroni-corrected level."""
+    config = MalaConfig(steps=steps, step_size=a, noise=math.sqrt(2 * a))
+    return stays_gaussian(lambda energy, init: kernel_type("m", config, {"energy": energy}, CPU)(
+        _ctx(seed=seed), init=init)["x"], seed, CHAINS, ALPHA / EXAMPLES)
 
 
 @settings(derandomize=True, deadline=None, max_examples=EXAMPLES)

@@ -24,6 +24,9 @@ LogAcceptance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor
                          torch.Tensor]
 """log a(x -> y) per sample from (x, y, E(x), E(y), grad E(x), grad E(y))."""
 
+Observer = Callable[[torch.Tensor], None]
+"""Called with the chains' states after every step (evaluation diagnostics)."""
+
 
 @attrs.frozen
 class ChainInfo:
@@ -50,13 +53,14 @@ class LangevinState:
 def langevin_chain(energy: EnergyFunction, init: torch.Tensor, parameters: LangevinParameters,
                    generator: torch.Generator, frozen: Iterable[torch.nn.Module] = (), *,
                    differentiable: Differentiable = "none", gradient: GradientFunction | None = None,
-                   end_energy: bool = True) -> tuple[LangevinState, ChainInfo]:
+                   end_energy: bool = True, observe: Observer | None = None) -> tuple[LangevinState, ChainInfo]:
     """``parameters.steps`` steps of ``x <- x - a grad E(x) / T + b xi`` from ``init``, with the
     parameters of ``frozen`` switched off, except for the ``differentiable`` steps (none, the last,
     or all of them): those are recomputed with ``create_graph`` so that ``differentiable_position``
     has a graph to the energy's parameters (Improved CD eq. 7 and appendix D.2). ``gradient``
     gives the frozen steps' gradient (default: clipped as ``parameters`` say); ``end_energy``
-    evaluates E at the final states for ``energy_end`` (one more energy call)."""
+    evaluates E at the final states for ``energy_end`` (one more energy call); ``observe`` is
+    called with the states after each step."""
     drift, noise, clamp = parameters.drift, parameters.resolved()[1], parameters.clamp
     gradient = gradient or partial(clipped_energy_and_gradient, parameters=parameters)
     frozen = tuple(frozen)
@@ -68,6 +72,8 @@ def langevin_chain(energy: EnergyFunction, init: torch.Tensor, parameters: Lange
             current, grad = gradient(energy, x)
             first = current if first is None else first
             x = langevin_proposal(x, grad, drift, noise, generator, clamp)
+            if observe is not None:
+                observe(x)
     tracked = x
     for step in range(graph_steps):
         state = tracked.requires_grad_(True) if step == 0 else tracked
@@ -76,6 +82,8 @@ def langevin_chain(energy: EnergyFunction, init: torch.Tensor, parameters: Lange
         first = current.detach() if first is None else first
         clipped = clip_gradient(grad, parameters.clip_grad_value, parameters.clip_grad_norm)
         tracked = langevin_proposal(state, clipped, drift, noise, generator, clamp)
+        if observe is not None:
+            observe(tracked.detach())
     x = tracked.detach()
     if grad is None:
         return LangevinState(x, x), ChainInfo()
@@ -88,13 +96,14 @@ def langevin_chain(energy: EnergyFunction, init: torch.Tensor, parameters: Lange
 
 def mala_chain(energy: EnergyFunction, init: torch.Tensor, parameters: LangevinParameters,
                generator: torch.Generator, frozen: Iterable[torch.nn.Module] = (), *,
-               gradient: GradientFunction | None = None, log_acceptance: LogAcceptance | None = None
-               ) -> tuple[MalaState, ChainInfo]:
+               gradient: GradientFunction | None = None, log_acceptance: LogAcceptance | None = None,
+               observe: Observer | None = None) -> tuple[MalaState, ChainInfo]:
     """``parameters.steps`` MALA steps from ``init`` with the parameters of ``frozen`` switched off:
     the Langevin proposal ``y = x - a grad E(x) / T + b xi``, accepted with probability
     min(1, pi(y) q(x|y) / (pi(x) q(y|x))) for pi = exp(-E / T_eff); with ``clamp``, proposals
     outside the box are rejected. ``gradient`` (default: clipped as ``parameters`` say) and
-    ``log_acceptance`` (default: ``log_acceptance_ratio`` of ``parameters``) may be replaced.
+    ``log_acceptance`` (default: ``log_acceptance_ratio`` of ``parameters``) may be replaced;
+    ``observe`` is called with the states after each step.
     With zero steps the state holds ``init`` and no energy or gradient."""
     x = init.detach()
     if not parameters.steps:
@@ -114,5 +123,7 @@ def mala_chain(energy: EnergyFunction, init: torch.Tensor, parameters: LangevinP
                                        proposal.gradient)
             state, accept = metropolis_step(state, proposal, log_alpha, generator, parameters.clamp)
             accepted = accepted + accept.float().mean()
+            if observe is not None:
+                observe(state.position)
     state = MalaState(state.position.detach(), state.energy, state.gradient)
     return state, ChainInfo(first, state.energy, state.gradient, accepted / parameters.steps)
