@@ -28,7 +28,7 @@ def describe_plan(plan: StepPlan) -> str:
     for edge in plan.delays():
         lines.append(f"      {edge.source} -> {edge.target}.{edge.target_port} (delay: written at the end of the step)")
     lines += ["", "phases:"] + [_phase_line(i, phase) for i, phase in enumerate(plan.phases, 1)]
-    lines += ["", "kernels (x <- x - a grad E / T + b xi):"]
+    lines += ["", "kernels (Langevin: x <- x - a grad E / T + b xi; each samples exp(-E / effective T)):"]
     for name in plan.members(Kernel):
         lines.append(f"  {name} ({nodes[name].type}): {nodes[name].config.describe()}")
     lines += ["", "models:"]

@@ -3,6 +3,7 @@ compute the metrics that apply to the data, with the EMA copy of the energy when
 
 from __future__ import annotations
 
+import math
 import time
 
 import attrs
@@ -18,6 +19,7 @@ from ebmgraph.nodes.toys import TOY_TYPES
 from ebmgraph.spec.schema import CONDITIONAL_METRICS
 
 EVAL_SEED_LABEL = "eval"
+MCMC_CHAINS = 64  # chains of the mcmc diagnostics (at most eval.n)
 
 
 def evaluation_model(spec, name: str) -> str:
@@ -28,16 +30,17 @@ def evaluation_model(spec, name: str) -> str:
     return name
 
 
-def default_metrics(data, latent: bool = False, classifier: bool = False) -> list[str]:
+def default_metrics(data, latent: bool = False, classifier: bool = False, chains: bool = False) -> list[str]:
     """Every metric that applies to the data node: test accuracy for a ``classifier`` energy (one
     with logits) on data with test labels, fd and modes for digits, the exact density metrics for
-    2-D toys; every data set gets OOD detection, unless the energy is on latents."""
+    2-D toys; every data set gets OOD detection, unless the energy is on latents; chains from a
+    kernel get their mcmc diagnostics."""
     metrics = ["accuracy"] if classifier and getattr(data, "test_labels", None) is not None else []
     if data.type_name == "digits":
         metrics += ["fd", "modes"]
     if data.type_name in TOY_TYPES:
         metrics.append("density")
-    return metrics + ([] if latent else ["ood"])
+    return metrics + ([] if latent else ["ood"]) + (["mcmc"] if chains else [])
 
 
 def _label(label: str, chunk: int | str | None) -> str:
@@ -179,7 +182,8 @@ class Evaluation:
     def metrics(self, samples: torch.Tensor) -> dict:
         classifier = self.energy_name is not None and hasattr(self.energy, "logits")
         wanted = (self.eval.metrics if self.eval.metrics is not None
-                  else default_metrics(self.data, latent=self.eval.decode is not None, classifier=classifier))
+                  else default_metrics(self.data, latent=self.eval.decode is not None, classifier=classifier,
+                                       chains=self.eval.source == "chains" and self.kernel_name is not None))
         samples = samples.detach().float().cpu()
         out: dict = {}
         for metric in wanted:
@@ -205,12 +209,32 @@ class Evaluation:
 
         return mode_coverage(samples)
 
+    @property
+    def sampling_temperature(self) -> float | None:
+        """The effective temperature of the kernel's chains (they sample exp(-E / T_eff)), if any."""
+        if self.kernel_name is None:
+            return None
+        return getattr(self.program.nodes[self.kernel_name].config, "effective_temperature", None)
+
+    def temperature_note(self) -> str | None:
+        """One line on what the density metrics score when the kernel's T_eff is not 1."""
+        temperature = self.sampling_temperature
+        if temperature is None or math.isclose(temperature, 1.0):
+            return None
+        return (f"kernel '{self.kernel_name}' samples exp(-E / {temperature:.4g}), not exp(-E): the *_tempered "
+                f"density metrics score exp(-E / {temperature:.4g}), the others exp(-E)")
+
     def _density(self, samples):
+        from ebmgraph.eval.composition import WeightedEnergy
         from ebmgraph.eval.density2d import Grid, evaluate_2d
 
         toy, e = self.data.distribution, self.eval
-        params = attrs.asdict(toy)
-        exact = evaluate_2d(toy.name, params, Grid(e.low, e.high, e.grid), energy=self.energy)
+        params, fine = attrs.asdict(toy), Grid(e.low, e.high, e.grid)
+        exact = evaluate_2d(toy.name, params, fine, energy=self.energy)
+        if self.temperature_note() is not None:
+            tempered = evaluate_2d(toy.name, params, fine, energy=WeightedEnergy([self.energy],
+                                                                                 [1 / self.sampling_temperature]))
+            exact.update({f"{key}_tempered": value for key, value in tempered.items()})
         coarse = Grid(e.low, e.high, e.histogram_grid)
         return {**exact, **evaluate_2d(toy.name, params, coarse, samples=samples)}
 
@@ -248,6 +272,39 @@ class Evaluation:
         return composition_precision(self.spherical_energy, self.representation, images, labels, self.conditional_samples,
                                      max(self.eval.n // 10, 1))
 
+    def _mcmc(self, samples):
+        """Diagnostics of min(eval.n, MCMC_CHAINS) fresh evaluation chains of the kernel alone (no
+        augmentation), over the second half of their steps (the first is warm-up): ESS, split
+        R-hat and autocorrelation of the energy and of a fixed random projection of the state,
+        and the acceptance rate of Metropolis-corrected kernels."""
+        from ebmgraph.eval.chain_diagnostics import diagnostics
+
+        if self.kernel_name is None:
+            raise ValueError("metric 'mcmc' needs evaluation chains (eval.source: chains and a kernel)")
+        kernel, model = self.program.nodes[self.kernel_name], self.energy
+        energy, steps, ctx = kernel.sampled_energy(model), self.chain_steps(), self.context()
+        init = self.initial_states(min(self.eval.n, MCMC_CHAINS), chunk="mcmc")
+        direction = torch.randn(init[0].numel(), generator=ctx.generator(f"{EVAL_SEED_LABEL}:mcmc:projection"),
+                                device=init.device, dtype=init.dtype)
+        direction = direction / direction.norm()
+        traces: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def observe(x: torch.Tensor) -> None:
+            with torch.no_grad():
+                traces.append((energy(x).double().cpu(), (x.flatten(1) @ direction).double().cpu()))
+        _, info = kernel.chain(energy, init, attrs.evolve(kernel.config, steps=steps),
+                               ctx.generator(_label(self.kernel_name, "mcmc")), (model,), observe=observe)
+        kept = traces[len(traces) // 2:]
+        if len(kept) < 4:
+            raise ValueError(f"metric 'mcmc' needs evaluation chains of at least 8 steps, found {len(traces)}")
+        out = {"mcmc_chains": len(init), "mcmc_draws": len(kept)}
+        for index, name in enumerate(("energy", "projection")):
+            summary = diagnostics(torch.stack([trace[index] for trace in kept], dim=1).numpy())
+            out.update({f"mcmc_{key}_{name}": value for key, value in summary.items()})
+        if info.acceptance is not None:
+            out["mcmc_acceptance"] = float(info.acceptance)
+        return out
+
     def _ood(self, samples):
         from ebmgraph.eval.ood import digits_ood_sets, energy_auroc
 
@@ -270,6 +327,10 @@ class Evaluation:
         record = {"source": self.eval.source, "n": len(samples), "energy": self.energy_name,
                   "kernel": self.kernel_name if self.eval.source == "chains" else None,
                   "metrics": self.metrics(samples)}
+        if self.eval.source == "chains" and self.sampling_temperature is not None:
+            record["effective_temperature"] = self.sampling_temperature
+            if self.temperature_note() is not None:
+                record["temperature_note"] = self.temperature_note()
         record["seconds"] = time.perf_counter() - start
         return record, samples
 

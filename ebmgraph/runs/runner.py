@@ -115,6 +115,8 @@ class Runner:
     def _evaluate(self, completed: int, bar) -> None:
         record = write_evaluation(self.program, self.run_dir, completed)
         bar.write(f"eval at step {completed}: {metric_summary(record['metrics'])}", file=sys.stderr)
+        if "temperature_note" in record:
+            bar.write(f"  note: {record['temperature_note']}", file=sys.stderr)
 
     def _log(self, metrics, bar, losses, ctx, completed: int, timing: list[float]) -> None:
         """One metrics.jsonl record; ``timing`` is [time, step] of the previous record."""

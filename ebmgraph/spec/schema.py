@@ -53,7 +53,8 @@ class ScheduleSpec:
     phases: list[PhaseSpec] = attrs.field(factory=list)
 
 
-Metric = Literal["fd", "modes", "ood", "density", "fid", "inception_score", "accuracy", "conditional", "composition"]
+Metric = Literal["fd", "modes", "ood", "density", "fid", "inception_score", "accuracy", "conditional", "composition",
+                 "mcmc"]
 #: Metrics of latent-conditional sampling (CLEL eq. 15) with a spherical energy and its representation encoder.
 CONDITIONAL_METRICS = ("conditional", "composition")
 #: Metrics computed with the Inception network (torch-fidelity and local weights at eval.inception_weights).

@@ -288,7 +288,9 @@ def _evaluation_section(report: _Report, evaluations: list[dict]) -> None:
                      f"<div>{_table(rows, ('field', 'value'))}</div></div>")
         bars = [(key, value) for key, value in metric_rows
                 if isinstance(value, list) and value and all(plots.is_scalar(v) for v in value)]
-        figures = [report.plot(f"eval_{key}", plots.bars_panel(f"{key} (last evaluation)", value), key)
+        figures = [report.plot(f"eval_{key}", plots.bars_panel(f"{key} (last evaluation)", value,
+                                                               *(("lag", "autocorrelation") if "autocorrelation" in key
+                                                                 else ())), key)
                    for key, value in bars]
         eval_png = report.run_dir / EVAL_PNG
         if eval_png.exists():

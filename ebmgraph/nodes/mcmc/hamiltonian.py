@@ -34,6 +34,10 @@ class HamiltonianParameters:
         """The chain's target is exp(-E / T) exactly: T_eff = T."""
         return self.temperature
 
+    def describe(self) -> str:
+        return (f"{self.steps} steps, leapfrog step h={self.step_size:.6g}, T={self.temperature:.6g}, "
+                f"effective T={self.effective_temperature:.6g}")
+
     def problems(self) -> list[tuple[str, str]]:
         """(key, message) for every unusable value."""
         out = [(key, f"must be > 0, found {getattr(self, key)}") for key in ("step_size", "temperature")
@@ -51,6 +55,9 @@ class HmcParameters(HamiltonianParameters):
 
     leapfrog_steps: int = 5
 
+    def describe(self) -> str:
+        return f"{super().describe()}, {self.leapfrog_steps} leapfrog steps a transition"
+
     def problems(self) -> list[tuple[str, str]]:
         out = super().problems()
         if self.leapfrog_steps < 1:
@@ -65,6 +72,10 @@ class UnderdampedParameters(HamiltonianParameters):
 
     friction: float = 1.0
     metropolis: bool = True
+
+    def describe(self) -> str:
+        test = "Metropolis-corrected" if self.metropolis else "unadjusted (bias of order h^2)"
+        return f"{super().describe()}, friction {self.friction:.6g}, {test}"
 
     def problems(self) -> list[tuple[str, str]]:
         out = super().problems()
