@@ -17,7 +17,7 @@ from torch import nn
 from ebmgraph.nodes.toys import TOY_TYPES, points64
 
 __all__ = [
-    "Grid", "toy_log_density", "normalize_log_density", "kl_on_grid", "total_variation_on_grid",
+    "Grid", "toy_log_density", "normalize_log_density", "log_partition", "kl_on_grid", "total_variation_on_grid",
     "histogram_log_density", "model_log_density", "evaluate_2d",
 ]
 
@@ -142,6 +142,11 @@ def histogram_log_density(samples: torch.Tensor, grid: Grid, smoothing: float = 
     return torch.log(mass) - math.log(grid.cell_area)
 
 
+def log_partition(energy: nn.Module, grid: Grid) -> float:
+    """log Z of exp(-energy) over the box of ``grid`` (its cells' sum)."""
+    return float(torch.logsumexp(-_grid_energies(energy, grid), 0) + math.log(grid.cell_area))
+
+
 def model_log_density(energy: nn.Module, grid: Grid, batch: int = 65536) -> torch.Tensor:
     """log of exp(-energy) normalised on ``grid`` (float64, (n * n,) in ``grid.points()`` order).
 
@@ -149,6 +154,14 @@ def model_log_density(energy: nn.Module, grid: Grid, batch: int = 65536) -> torc
     afterwards), on the device and in the floating dtype of its first floating parameter or buffer
     (float64 on the CPU if it has none); it must return one energy per point, shape (B,) or (B, 1).
     """
+    log_unnormalized = -_grid_energies(energy, grid, batch)
+    if torch.isnan(log_unnormalized).any() or (log_unnormalized == math.inf).any():
+        raise ValueError("energy is NaN or -inf on the grid")
+    return normalize_log_density(log_unnormalized, grid.cell_area)
+
+
+def _grid_energies(energy: nn.Module, grid: Grid, batch: int = 65536) -> torch.Tensor:
+    """The energy at every grid point, float64 on the CPU (see ``model_log_density``)."""
     tensors = [t for t in (*energy.parameters(), *energy.buffers()) if t.is_floating_point()]
     device, dtype = (tensors[0].device, tensors[0].dtype) if tensors else (torch.device("cpu"), torch.float64)
     points = grid.points()
@@ -164,10 +177,7 @@ def model_log_density(energy: nn.Module, grid: Grid, batch: int = 65536) -> torc
                 chunks.append(value.reshape(-1).to(device="cpu", dtype=torch.float64))
     finally:
         energy.train(was_training)
-    log_unnormalized = -torch.cat(chunks)
-    if torch.isnan(log_unnormalized).any() or (log_unnormalized == math.inf).any():
-        raise ValueError("energy is NaN or -inf on the grid")
-    return normalize_log_density(log_unnormalized, grid.cell_area)
+    return torch.cat(chunks)
 
 
 def evaluate_2d(type_name: str, params: dict | None, grid: Grid, energy: nn.Module | None = None,

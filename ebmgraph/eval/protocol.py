@@ -305,6 +305,41 @@ class Evaluation:
             out["mcmc_acceptance"] = float(info.acceptance)
         return out
 
+    def _log_likelihood(self, samples):
+        """Bidirectional AIS bounds on log Z of exp(-E) and the test log-likelihood they give:
+        mean log p(x) = -mean E(x) - log Z, an upper bound from forward AIS (log Z from below) and
+        a lower one from reverse AIS (log Z from above), in nats and bits per dimension, with
+        standard errors; on a 2-D toy, also the grid's log Z over the evaluation box."""
+        from ebmgraph.eval.ais import GaussianBase, bidirectional_log_z, metropolis_transition
+
+        e, energy, device = self.eval, self.energy, self.program.device
+        test = self.data.test_split()
+        test = (test if test is not None else self.data.reference(e.ais_chains))[: e.ais_chains].to(device)
+        train = self.data.train_split()
+        base = GaussianBase.fit(train if train is not None else self.data.reference(max(e.ais_chains, 1000)))
+        generator = self.context().generator(f"{EVAL_SEED_LABEL}:ais")
+        with torch.no_grad():
+            test_energy = energy(test).double().cpu()
+        burn_in = metropolis_transition(e.ais_transition, e.ais_step_size, steps=e.ais_burn_in)
+        draws = burn_in(energy, test, generator) if e.ais_burn_in else test
+        estimate = bidirectional_log_z(energy, base, draws, e.ais_chains, e.ais_intermediate,
+                                       metropolis_transition(e.ais_transition, e.ais_step_size), generator)
+        mean_energy, energy_error = float(test_energy.mean()), float(test_energy.std() / math.sqrt(len(test_energy)))
+        dims = test[0].numel()
+        out = {"log_z_lower": estimate.forward.log_z, "log_z_lower_se": estimate.forward.standard_error,
+               "log_z_upper": estimate.reverse.log_z, "log_z_upper_se": estimate.reverse.standard_error,
+               "ais_consistent": float(estimate.consistent)}
+        for bound, log_z, error in (("upper", estimate.forward.log_z, estimate.forward.standard_error),
+                                    ("lower", estimate.reverse.log_z, estimate.reverse.standard_error)):
+            out[f"log_likelihood_{bound}"] = -mean_energy - log_z
+            out[f"log_likelihood_{bound}_se"] = math.hypot(energy_error, error)
+            out[f"bits_per_dim_{'lower' if bound == 'upper' else 'upper'}"] = (mean_energy + log_z) / (dims * math.log(2))
+        if self.data.type_name in TOY_TYPES:
+            from ebmgraph.eval.density2d import Grid, log_partition
+
+            out["log_z_grid"] = log_partition(energy, Grid(e.low, e.high, e.grid))
+        return out
+
     def _ood(self, samples):
         from ebmgraph.eval.ood import digits_ood_sets, energy_auroc
 
@@ -327,7 +362,7 @@ class Evaluation:
         record = {"source": self.eval.source, "n": len(samples), "energy": self.energy_name,
                   "kernel": self.kernel_name if self.eval.source == "chains" else None,
                   "metrics": self.metrics(samples)}
-        if self.eval.source == "chains" and self.sampling_temperature is not None:
+        if self.sampling_temperature is not None:
             record["effective_temperature"] = self.sampling_temperature
             if self.temperature_note() is not None:
                 record["temperature_note"] = self.temperature_note()

@@ -54,7 +54,7 @@ class ScheduleSpec:
 
 
 Metric = Literal["fd", "modes", "ood", "density", "fid", "inception_score", "accuracy", "conditional", "composition",
-                 "mcmc"]
+                 "mcmc", "log_likelihood"]
 #: Metrics of latent-conditional sampling (CLEL eq. 15) with a spherical energy and its representation encoder.
 CONDITIONAL_METRICS = ("conditional", "composition")
 #: Metrics computed with the Inception network (torch-fidelity and local weights at eval.inception_weights).
@@ -84,7 +84,13 @@ class EvalSpec:
     energy of x and its latent h(x)/‖h(x)‖ under representation model ``representation``).
     ``conditional`` samples E(x|z_y) (eq. 10) for the set latent z_y of each class and reports
     how many the digits classifier puts in class y; ``composition`` samples eq. 15's sum of two
-    set conditions that share one class, both with the ``representation`` model."""
+    set conditions that share one class, both with the ``representation`` model. ``mcmc``
+    reports ESS, split R-hat and autocorrelation of fresh chains (and their acceptance).
+    ``log_likelihood`` estimates the test log-likelihood under exp(-E) with bidirectional AIS:
+    ``ais_chains`` forward chains from a gaussian fitted to the training data and as many test
+    points as reverse chains (after ``ais_burn_in`` transitions at the model), ``ais_intermediate``
+    distributions on a sigmoid schedule, ``ais_transition`` (hmc or mala) of step ``ais_step_size``
+    at each."""
 
     source: Literal["chains", "bank"] = "chains"
     kernel: str | None = None
@@ -110,6 +116,11 @@ class EvalSpec:
     inception_weights: str | None = None
     augment: str | None = None
     augment_every: int = 20
+    ais_chains: int = 100
+    ais_intermediate: int = 500
+    ais_transition: Literal["hmc", "mala"] = "hmc"
+    ais_step_size: float = 0.05
+    ais_burn_in: int = 100
 
     def problems(self) -> list[tuple[str, str]]:
         out = [(key, f"must be >= 1, found {getattr(self, key)}") for key in ("n",) if getattr(self, key) < 1]
@@ -125,6 +136,12 @@ class EvalSpec:
             out.append(("high", f"expected low < high, found low={self.low}, high={self.high}"))
         if not self.std > 0:
             out.append(("std", f"must be > 0, found {self.std}"))
+        out += [(key, f"must be >= 1, found {getattr(self, key)}") for key in ("ais_chains", "ais_intermediate")
+                if getattr(self, key) < 1]
+        if self.ais_burn_in < 0:
+            out.append(("ais_burn_in", f"must be >= 0, found {self.ais_burn_in}"))
+        if not self.ais_step_size > 0:
+            out.append(("ais_step_size", f"must be > 0, found {self.ais_step_size}"))
         return out
 
 
