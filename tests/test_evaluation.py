@@ -78,3 +78,36 @@ def test_fid_names_the_missing_weights_file(tmp_path, fast_graph):
     runner.program.spec.eval.metrics = ["fid"]
     with pytest.raises(DataError, match=f"Inception weights '{missing}' not found"):
         Evaluation(runner.program).run(8)
+
+
+def _toy_record(run_dir, *overrides):
+    settings = ("train.steps=2", "train.progress=false", "nodes.negatives.steps=2", "eval.n=64", "eval.steps=10",
+                "eval.grid=60", "eval.source=chains", *overrides)
+    Runner(load_graph("graphs/igebm.yaml", "toy2d", settings), run_dir).run()
+    return json.loads((run_dir / EVAL_FILE).read_text())
+
+
+def test_eval_states_the_kernel_temperature_and_scores_the_tempered_density(tmp_path):
+    cold = _toy_record(tmp_path / "cold", "nodes.negatives.eta=null", "nodes.negatives.step_size=0.05",
+                       "nodes.negatives.noise=0.1")
+    metrics = cold["metrics"]
+    assert cold["effective_temperature"] == pytest.approx(0.1) and "exp(-E / 0.1)" in cold["temperature_note"]
+    assert {"kl_data_model_tempered", "kl_model_data_tempered", "tv_tempered"} <= set(metrics)
+    assert metrics["kl_data_model_tempered"] != metrics["kl_data_model"]
+    warm = _toy_record(tmp_path / "warm")  # the profile's chains run at temperature 1
+    assert warm["effective_temperature"] == pytest.approx(1.0) and "temperature_note" not in warm
+    assert not any(key.endswith("_tempered") for key in warm["metrics"])
+    # the histogram KL of 64 exact draws on the 32 x 32 grid: large, as most cells are empty
+    assert 1.0 < warm["metrics"]["kl_data_samples_floor"] < warm["metrics"]["kl_data_samples"]
+
+
+def test_fresh_chains_get_mcmc_diagnostics_and_ais_on_request(tmp_path):
+    record = _toy_record(tmp_path / "run", "eval.metrics=[mcmc,log_likelihood]", "eval.ais_chains=20",
+                         "eval.ais_intermediate=10", "eval.ais_burn_in=2")
+    metrics = record["metrics"]
+    assert metrics["mcmc_chains"] == 64 and metrics["mcmc_draws"] == 5
+    assert len(metrics["mcmc_autocorrelation_energy"]) == 5 and metrics["mcmc_rhat_energy"] > 0
+    assert {"log_z_lower", "log_z_upper", "log_likelihood_lower", "log_likelihood_upper", "bits_per_dim_lower",
+            "log_z_grid", "ais_consistent"} <= set(metrics)
+    assert metrics["log_likelihood_upper"] == pytest.approx(metrics["log_likelihood_lower"] + metrics["log_z_upper"]
+                                                            - metrics["log_z_lower"])

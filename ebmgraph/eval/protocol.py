@@ -20,6 +20,7 @@ from ebmgraph.spec.schema import CONDITIONAL_METRICS
 
 EVAL_SEED_LABEL = "eval"
 MCMC_CHAINS = 64  # chains of the mcmc diagnostics (at most eval.n)
+MCMC_MIN_STEPS = 8  # chain steps the mcmc diagnostics need (half of them are kept)
 
 
 def evaluation_model(spec, name: str) -> str:
@@ -33,8 +34,8 @@ def evaluation_model(spec, name: str) -> str:
 def default_metrics(data, latent: bool = False, classifier: bool = False, chains: bool = False) -> list[str]:
     """Every metric that applies to the data node: test accuracy for a ``classifier`` energy (one
     with logits) on data with test labels, fd and modes for digits, the exact density metrics for
-    2-D toys; every data set gets OOD detection, unless the energy is on latents; chains from a
-    kernel get their mcmc diagnostics."""
+    2-D toys; every data set gets OOD detection, unless the energy is on latents; ``chains`` of a
+    kernel (of at least MCMC_MIN_STEPS steps) get their mcmc diagnostics."""
     metrics = ["accuracy"] if classifier and getattr(data, "test_labels", None) is not None else []
     if data.type_name == "digits":
         metrics += ["fd", "modes"]
@@ -183,7 +184,8 @@ class Evaluation:
         classifier = self.energy_name is not None and hasattr(self.energy, "logits")
         wanted = (self.eval.metrics if self.eval.metrics is not None
                   else default_metrics(self.data, latent=self.eval.decode is not None, classifier=classifier,
-                                       chains=self.eval.source == "chains" and self.kernel_name is not None))
+                                       chains=self.eval.source == "chains" and self.kernel_name is not None
+                                       and self.chain_steps() >= MCMC_MIN_STEPS))
         samples = samples.detach().float().cpu()
         out: dict = {}
         for metric in wanted:
@@ -219,12 +221,15 @@ class Evaluation:
     def temperature_note(self) -> str | None:
         """One line on what the density metrics score when the kernel's T_eff is not 1."""
         temperature = self.sampling_temperature
-        if temperature is None or math.isclose(temperature, 1.0):
+        if temperature is None or math.isclose(temperature, 1.0, rel_tol=1e-3):
             return None
         return (f"kernel '{self.kernel_name}' samples exp(-E / {temperature:.4g}), not exp(-E): the *_tempered "
                 f"density metrics score exp(-E / {temperature:.4g}), the others exp(-E)")
 
     def _density(self, samples):
+        """Exact grid divergences of exp(-E) (and of exp(-E / T_eff) when the kernel's T_eff is
+        not 1), the samples' histogram divergences, and ``kl_data_samples_floor``: the histogram
+        KL of as many exact draws of the toy (the estimator's own bias at this sample size)."""
         from ebmgraph.eval.composition import WeightedEnergy
         from ebmgraph.eval.density2d import Grid, evaluate_2d
 
@@ -236,7 +241,9 @@ class Evaluation:
                                                                                  [1 / self.sampling_temperature]))
             exact.update({f"{key}_tempered": value for key, value in tempered.items()})
         coarse = Grid(e.low, e.high, e.histogram_grid)
-        return {**exact, **evaluate_2d(toy.name, params, coarse, samples=samples)}
+        exact_draws = toy.sample(len(samples), self.context().generator(f"{EVAL_SEED_LABEL}:density_floor"))
+        floor = evaluate_2d(toy.name, params, coarse, samples=exact_draws)["kl_data_samples"]
+        return {**exact, **evaluate_2d(toy.name, params, coarse, samples=samples), "kl_data_samples_floor": floor}
 
     def _fid(self, samples):
         from ebmgraph.eval.inception import inception_metrics
@@ -295,8 +302,9 @@ class Evaluation:
         _, info = kernel.chain(energy, init, attrs.evolve(kernel.config, steps=steps),
                                ctx.generator(_label(self.kernel_name, "mcmc")), (model,), observe=observe)
         kept = traces[len(traces) // 2:]
-        if len(kept) < 4:
-            raise ValueError(f"metric 'mcmc' needs evaluation chains of at least 8 steps, found {len(traces)}")
+        if len(traces) < MCMC_MIN_STEPS:
+            raise ValueError(f"metric 'mcmc' needs evaluation chains of at least {MCMC_MIN_STEPS} steps, found "
+                             f"{len(traces)}")
         out = {"mcmc_chains": len(init), "mcmc_draws": len(kept)}
         for index, name in enumerate(("energy", "projection")):
             summary = diagnostics(torch.stack([trace[index] for trace in kept], dim=1).numpy())

@@ -54,6 +54,8 @@ def check_evaluation(plan: StepPlan) -> None:
         problem = inception_problem(spec.eval.inception_weights)
         if problem is not None:
             found.append((("eval", "inception_weights"), problem))
+    if "mcmc" in metrics and not plan.kernels() and spec.eval.kernel is None:
+        found.append((("eval", "metrics"), "metric 'mcmc' diagnoses evaluation chains; the graph has no kernel node"))
     if spec.eval.score == "joint" or any(metric in CONDITIONAL_METRICS for metric in metrics):
         problem = _spherical_problem(plan)
         if problem is not None:
