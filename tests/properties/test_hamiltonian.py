@@ -57,7 +57,6 @@ def test_hmc_draws_one_momentum_and_one_uniform_a_step():
     init = torch.randn(16, 2, generator=_generator(2), dtype=torch.float64)
     generator, replay = _generator(3), _generator(3)
     hmc_chain(Bumpy(), init, HmcParameters(steps=4, step_size=0.1, leapfrog_steps=3), generator)
-    torch.randn(init.shape, generator=replay, dtype=torch.float64)  # the chain's first momenta
     for _ in range(4):
         torch.randn(init.shape, generator=replay, dtype=torch.float64)
         torch.rand(16, generator=replay)

@@ -111,17 +111,20 @@ def _metropolis(current: MalaState, p: torch.Tensor, proposal: MalaState, q: tor
     return metropolis_step(current, proposal, log_alpha, generator, clamp)
 
 
+def _fresh_momentum(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
 def _refresh(p: torch.Tensor, keep: float, generator: torch.Generator) -> torch.Tensor:
     """p <- c p + sqrt(1 - c^2) xi, which leaves N(0, I) invariant."""
-    xi = torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
-    return keep * p + math.sqrt(1 - keep**2) * xi
+    return keep * p + math.sqrt(1 - keep**2) * _fresh_momentum(p, generator)
 
 
 def _chain(transition, energy: EnergyFunction, init: torch.Tensor, parameters: HamiltonianParameters,
            generator: torch.Generator, frozen: Iterable[torch.nn.Module], gradient: GradientFunction | None,
            observe: Observer | None):
     """Run ``transition(state, momentum, gradient) -> (state, momentum, accepted mask)`` for
-    ``parameters.steps`` steps from ``init`` with fresh N(0, I) momenta."""
+    ``parameters.steps`` steps from ``init``; the first transition gets momentum None (draw one)."""
     x = init.detach()
     if not parameters.steps:
         return MalaState(x, None, None), ChainInfo()
@@ -129,8 +132,7 @@ def _chain(transition, energy: EnergyFunction, init: torch.Tensor, parameters: H
     accepted = torch.zeros((), device=x.device)
     with frozen_parameters(*frozen):
         state = MalaState(x, *gradient(energy, x))
-        first = state.energy
-        p = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        first, p = state.energy, None
         for _ in range(parameters.steps):
             state, p, accept = transition(state, p, gradient)
             accepted = accepted + accept.float().mean()
@@ -147,8 +149,8 @@ def hmc_chain(energy: EnergyFunction, init: torch.Tensor, parameters: HmcParamet
     with probability min(1, exp(-dH)). Returns (MalaState, ChainInfo) like ``mala_chain``."""
     c = parameters
 
-    def transition(state, p, gradient):
-        p = torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+    def transition(state, _, gradient):
+        p = _fresh_momentum(state.position, generator)
         proposal, q = leapfrog(state, p, energy, gradient, c.step_size, c.temperature, c.leapfrog_steps)
         state, accept = _metropolis(state, p, proposal, q, c.temperature, generator, c.clamp)
         return state, p, accept
@@ -167,7 +169,8 @@ def underdamped_chain(energy: EnergyFunction, init: torch.Tensor, parameters: Un
     keep = math.exp(-c.friction * c.step_size / 2)
 
     def transition(state, p, gradient):
-        p = _refresh(p, keep, generator)
+        # a fresh N(0, I) momentum is already what a refresh leaves invariant
+        p = _fresh_momentum(state.position, generator) if p is None else _refresh(p, keep, generator)
         proposal, q = leapfrog(state, p, energy, gradient, c.step_size, c.temperature, 1)
         if c.metropolis:
             state, accept = _metropolis(state, p, proposal, q, c.temperature, generator, c.clamp)
