@@ -1,10 +1,14 @@
 """Convergence diagnostics of MCMC draws of a scalar, shaped (chains, draws): autocorrelation,
 split R-hat (Gelman et al., BDA3 eq. 11.4 on chains split in halves) and the effective sample
-size with Geyer's initial monotone sequence (Vehtari et al. 2021, eqs. 9-10 without ranks)."""
+size with Geyer's initial monotone sequence (Vehtari et al. 2021, eqs. 9-10 without ranks); and
+the diagnostics of a chain run, traced step by step."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import torch
 
 
 def autocovariance(x: np.ndarray) -> np.ndarray:
@@ -65,3 +69,28 @@ def diagnostics(x: np.ndarray, lags: int = 50) -> dict:
     ess = effective_sample_size(x)
     return {"ess": ess, "ess_per_draw": ess / x.size, "rhat": split_rhat(x),
             "autocorrelation": autocorrelation(x).mean(axis=0)[: lags + 1].tolist()}
+
+
+def traced_diagnostics(run: Callable, energy: Callable[[torch.Tensor], torch.Tensor], direction: torch.Tensor,
+                       min_steps: int) -> dict:
+    """``run(observe) -> ChainInfo`` runs chains that call ``observe`` with their states after
+    every step; the diagnostics of the energy and of the projection on the unit ``direction``,
+    over the second half of the steps (the first is warm-up), with ``mcmc_`` keys (and the
+    acceptance of Metropolis-corrected chains)."""
+    direction = direction / direction.norm()
+    traces: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def observe(x: torch.Tensor) -> None:
+        with torch.no_grad():
+            traces.append((energy(x).double().cpu(), (x.flatten(1) @ direction).double().cpu()))
+    info = run(observe)
+    if len(traces) < min_steps:
+        raise ValueError(f"metric 'mcmc' needs evaluation chains of at least {min_steps} steps, found {len(traces)}")
+    kept = traces[len(traces) // 2:]
+    out = {"mcmc_chains": len(kept[0][0]), "mcmc_draws": len(kept)}
+    for index, name in enumerate(("energy", "projection")):
+        summary = diagnostics(torch.stack([trace[index] for trace in kept], dim=1).numpy())
+        out.update({f"mcmc_{key}_{name}": value for key, value in summary.items()})
+    if info.acceptance is not None:
+        out["mcmc_acceptance"] = float(info.acceptance)
+    return out

@@ -280,72 +280,39 @@ class Evaluation:
                                      max(self.eval.n // 10, 1))
 
     def _mcmc(self, samples):
-        """Diagnostics of min(eval.n, MCMC_CHAINS) fresh evaluation chains of the kernel alone (no
-        augmentation), over the second half of their steps (the first is warm-up): ESS, split
-        R-hat and autocorrelation of the energy and of a fixed random projection of the state,
-        and the acceptance rate of Metropolis-corrected kernels."""
-        from ebmgraph.eval.chain_diagnostics import diagnostics
+        """Diagnostics of min(eval.n, MCMC_CHAINS) fresh chains of the kernel alone (no augmentation)."""
+        from ebmgraph.eval.chain_diagnostics import traced_diagnostics
 
         if self.kernel_name is None:
             raise ValueError("metric 'mcmc' needs evaluation chains (eval.source: chains and a kernel)")
         kernel, model = self.program.nodes[self.kernel_name], self.energy
-        energy, steps, ctx = kernel.sampled_energy(model), self.chain_steps(), self.context()
+        energy, ctx = kernel.sampled_energy(model), self.context()
         init = self.initial_states(min(self.eval.n, MCMC_CHAINS), chunk="mcmc")
         direction = torch.randn(init[0].numel(), generator=ctx.generator(f"{EVAL_SEED_LABEL}:mcmc:projection"),
                                 device=init.device, dtype=init.dtype)
-        direction = direction / direction.norm()
-        traces: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-        def observe(x: torch.Tensor) -> None:
-            with torch.no_grad():
-                traces.append((energy(x).double().cpu(), (x.flatten(1) @ direction).double().cpu()))
-        _, info = kernel.chain(energy, init, attrs.evolve(kernel.config, steps=steps),
-                               ctx.generator(_label(self.kernel_name, "mcmc")), (model,), observe=observe)
-        kept = traces[len(traces) // 2:]
-        if len(traces) < MCMC_MIN_STEPS:
-            raise ValueError(f"metric 'mcmc' needs evaluation chains of at least {MCMC_MIN_STEPS} steps, found "
-                             f"{len(traces)}")
-        out = {"mcmc_chains": len(init), "mcmc_draws": len(kept)}
-        for index, name in enumerate(("energy", "projection")):
-            summary = diagnostics(torch.stack([trace[index] for trace in kept], dim=1).numpy())
-            out.update({f"mcmc_{key}_{name}": value for key, value in summary.items()})
-        if info.acceptance is not None:
-            out["mcmc_acceptance"] = float(info.acceptance)
-        return out
+        def run(observe):
+            return kernel.chain(energy, init, attrs.evolve(kernel.config, steps=self.chain_steps()),
+                                ctx.generator(_label(self.kernel_name, "mcmc")), (model,), observe=observe)[1]
+        return traced_diagnostics(run, energy, direction, MCMC_MIN_STEPS)
 
     def _log_likelihood(self, samples):
-        """Bidirectional AIS bounds on log Z of exp(-E) and the test log-likelihood they give:
-        mean log p(x) = -mean E(x) - log Z, an upper bound from forward AIS (log Z from below) and
-        a lower one from reverse AIS (log Z from above), in nats and bits per dimension, with
-        standard errors; on a 2-D toy, also the grid's log Z over the evaluation box."""
-        from ebmgraph.eval.ais import GaussianBase, bidirectional_log_z, metropolis_transition
+        """Bidirectional AIS bounds on the test log-likelihood (``eval.ais_*``); on a 2-D toy also
+        the grid's log Z over the evaluation box."""
+        from ebmgraph.eval.ais import GaussianBase, log_likelihood_bounds, metropolis_transition
 
-        e, energy, device = self.eval, self.energy, self.program.device
+        e = self.eval
         test = self.data.test_split()
-        test = (test if test is not None else self.data.reference(e.ais_chains))[: e.ais_chains].to(device)
+        test = (test if test is not None else self.data.reference(e.ais_chains))[: e.ais_chains]
         train = self.data.train_split()
         base = GaussianBase.fit(train if train is not None else self.data.reference(max(e.ais_chains, 1000)))
-        generator = self.context().generator(f"{EVAL_SEED_LABEL}:ais")
-        with torch.no_grad():
-            test_energy = energy(test).double().cpu()
-        burn_in = metropolis_transition(e.ais_transition, e.ais_step_size, steps=e.ais_burn_in)
-        draws = burn_in(energy, test, generator) if e.ais_burn_in else test
-        estimate = bidirectional_log_z(energy, base, draws, e.ais_chains, e.ais_intermediate,
-                                       metropolis_transition(e.ais_transition, e.ais_step_size), generator)
-        mean_energy, energy_error = float(test_energy.mean()), float(test_energy.std() / math.sqrt(len(test_energy)))
-        dims = test[0].numel()
-        out = {"log_z_lower": estimate.forward.log_z, "log_z_lower_se": estimate.forward.standard_error,
-               "log_z_upper": estimate.reverse.log_z, "log_z_upper_se": estimate.reverse.standard_error,
-               "ais_consistent": float(estimate.consistent)}
-        for bound, log_z, error in (("upper", estimate.forward.log_z, estimate.forward.standard_error),
-                                    ("lower", estimate.reverse.log_z, estimate.reverse.standard_error)):
-            out[f"log_likelihood_{bound}"] = -mean_energy - log_z
-            out[f"log_likelihood_{bound}_se"] = math.hypot(energy_error, error)
-            out[f"bits_per_dim_{'lower' if bound == 'upper' else 'upper'}"] = (mean_energy + log_z) / (dims * math.log(2))
+        out = log_likelihood_bounds(self.energy, test.to(self.program.device), base, e.ais_intermediate,
+                                    metropolis_transition(e.ais_transition, e.ais_step_size), e.ais_burn_in,
+                                    self.context().generator(f"{EVAL_SEED_LABEL}:ais"))
         if self.data.type_name in TOY_TYPES:
             from ebmgraph.eval.density2d import Grid, log_partition
 
-            out["log_z_grid"] = log_partition(energy, Grid(e.low, e.high, e.grid))
+            out["log_z_grid"] = log_partition(self.energy, Grid(e.low, e.high, e.grid))
         return out
 
     def _ood(self, samples):
