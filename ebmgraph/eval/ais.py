@@ -80,11 +80,12 @@ def path_energy(energy: EnergyFunction, base: GaussianBase, beta: float) -> Ener
 def anneal(energy: EnergyFunction, base: GaussianBase, start: torch.Tensor, betas: list[float],
            transition: Transition, generator: torch.Generator) -> torch.Tensor:
     """Log weights of AIS along ``betas`` from ``start`` (draws of f_betas[0]): the sum over k of
-    f_{k-1}(x) - f_k(x) at the state before transition k (no move after the last beta)."""
+    f_{k-1}(x) - f_k(x) = (beta_k - beta_{k-1}) (B(x) - E(x)) at the state before transition k
+    (no move after the last beta)."""
     x, log_w = start, torch.zeros(len(start), dtype=torch.float64, device=start.device)
     for k, (previous, beta) in enumerate(zip(betas[:-1], betas[1:]), 1):
         with torch.no_grad():
-            log_w += (path_energy(energy, base, previous)(x) - path_energy(energy, base, beta)(x)).double()
+            log_w += (beta - previous) * (base.energy(x) - energy(x)).double()
         if k < len(betas) - 1:
             x = transition(path_energy(energy, base, beta), x, generator)
     return log_w
