@@ -19,6 +19,6 @@ def _evaluation(tmp_path, graph: str) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("graph", ["igebm", "improved_cd"])
+@pytest.mark.parametrize("graph", ["igebm", "improved_cd", "cooperative"])
 def test_toy2d_profile_learns_the_density(tmp_path, graph):
     assert _evaluation(tmp_path, graph)["kl_data_model"] <= 0.10
