@@ -43,8 +43,7 @@ class GaussianBase:
         return cls(data.mean(0), data.std(0).clamp_min(floor))
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
-        z = (x.flatten(1) - self.mean.to(x)) / self.std.to(x)
-        return 0.5 * z.pow(2).sum(1) + self.std.to(x).log().sum() + 0.5 * z.shape[1] * math.log(2 * math.pi)
+        return -torch.distributions.Normal(self.mean.to(x), self.std.to(x)).log_prob(x.flatten(1)).sum(1)
 
     def sample(self, n: int, shape: tuple[int, ...], generator: torch.Generator, dtype=torch.float64) -> torch.Tensor:
         z = torch.randn((n, self.mean.numel()), generator=generator, dtype=torch.float64)
