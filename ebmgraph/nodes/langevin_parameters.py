@@ -20,6 +20,8 @@ import math
 
 import attrs
 
+from ebmgraph.nodes.config_checks import clamp_problems
+
 
 @attrs.define
 class LangevinParameters:
@@ -58,8 +60,7 @@ class LangevinParameters:
             out.append(("temperature", f"must be > 0, found {self.temperature}"))
         if self.steps < 0:
             out.append(("steps", f"must be >= 0, found {self.steps}"))
-        if self.clamp is not None and self.clamp[0] >= self.clamp[1]:
-            out.append(("clamp", f"expected [low, high] with low < high, found {list(self.clamp)}"))
+        out += clamp_problems(self.clamp)
         return out
 
     def resolved(self) -> tuple[float, float, float]:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import attrs
 import torch
 
+from ebmgraph.nodes.config_checks import at_least_one, clamp_problems
 from ebmgraph.nodes.mcmc.chains import ChainInfo, Observer
 from ebmgraph.nodes.mcmc.freezing import frozen_parameters
 from ebmgraph.nodes.mcmc.metropolis import MalaState, metropolis_step
@@ -44,9 +45,7 @@ class HamiltonianParameters:
                if not getattr(self, key) > 0]
         if self.steps < 0:
             out.append(("steps", f"must be >= 0, found {self.steps}"))
-        if self.clamp is not None and not self.clamp[0] < self.clamp[1]:
-            out.append(("clamp", f"needs low < high, found {list(self.clamp)}"))
-        return out
+        return out + clamp_problems(self.clamp)
 
 
 @attrs.define
@@ -59,10 +58,7 @@ class HmcParameters(HamiltonianParameters):
         return f"{super().describe()}, {self.leapfrog_steps} leapfrog steps a transition"
 
     def problems(self) -> list[tuple[str, str]]:
-        out = super().problems()
-        if self.leapfrog_steps < 1:
-            out.append(("leapfrog_steps", f"must be >= 1, found {self.leapfrog_steps}"))
-        return out
+        return super().problems() + at_least_one(self, "leapfrog_steps")
 
 
 @attrs.define
