@@ -96,6 +96,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--graphs", nargs="*", default=["igebm", "improved_cd", "cooperative"])
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the 8-gaussian rows")
+    parser.add_argument("--toy-seeds", type=int, default=1, help="seeds of every other row")
+    parser.add_argument("--toys", nargs="*", default=list(TOY_TYPES), choices=list(TOY_TYPES),
+                        help="rows of these toys only (both variants)")
     parser.add_argument("--jobs", type=int, default=1, help="trainings side by side (one thread each)")
     parser.add_argument("--out", help="keep the runs here (default: a temporary directory)")
     args = parser.parse_args()
@@ -104,15 +107,16 @@ def main() -> None:
             ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         root = Path(args.out or scratch)
         jobs = {}
-        for row, (toy, params) in enumerate(variants()):
-            seeds = range(args.seeds) if toy == "eight_gaussians" and not params else range(1)
+        rows = [(toy, params) for toy, params in variants() if toy in args.toys]
+        for row, (toy, params) in enumerate(rows):
+            seeds = range(args.seeds if toy == "eight_gaussians" and not params else args.toy_seeds)
             for seed in seeds:
                 for graph in args.graphs:
                     jobs[(row, graph, seed)] = pool.submit(graph_row, graph, toy, params, seed,
                                                            root / f"{graph}-{row}-{seed}")
                 jobs[(row, columns[-1], seed)] = pool.submit(hand_row, toy, params, seed, root / f"hand-{row}-{seed}")
         lines = [f"| toy ({STEPS} steps, batch {BATCH}) | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-        for row, (toy, params) in enumerate(variants()):
+        for row, (toy, params) in enumerate(rows):
             cells = []
             for column in columns:
                 values = [job.result() for (r, c, _), job in jobs.items() if r == row and c == column]

@@ -17,7 +17,7 @@ from torch import nn
 
 from ebmgraph.eval.density2d import (
     Grid, evaluate_2d, histogram_log_density, kl_on_grid, model_log_density,
-    normalize_log_density, total_variation_on_grid, toy_log_density,
+    normalize_log_density, total_variation_on_grid, toy_cell_log_density, toy_log_density,
 )
 from ebmgraph.nodes.toys import TOY_TYPES
 
@@ -255,3 +255,19 @@ def test_evaluate_2d():
     assert set(evaluate_2d("moons", None, grid, samples=samples)) == {"kl_data_samples", "tv_samples"}
     bad = evaluate_2d("moons", None, grid, energy=ExactEnergy("rings"))
     assert bad["tv"] > 0.5 and bad["kl_data_model"] > 1
+
+
+def test_toy_cell_log_density_is_the_mean_density_over_each_cell():
+    """Eight gaussians' mass in a cell, in closed form: sum over components of 1/8 times the
+    product of the normal CDF differences along x and y."""
+    grid, toy = Grid(-4.0, 4.0, 12), TOY_TYPES["eight_gaussians"](noise=0.2)
+    angle = torch.arange(8, dtype=torch.float64) * (math.pi / 4)
+    means = toy.scale * torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
+    normal = torch.distributions.Normal(0.0, toy.noise)
+    edges = grid.low + torch.arange(grid.n + 1, dtype=torch.float64) * grid.width
+    along = normal.cdf(edges[:, None] - means[None, :, 0]).diff(dim=0), normal.cdf(edges[:, None] - means[None, :, 1]).diff(dim=0)
+    mass = torch.einsum("ik,jk->ij", *along).reshape(-1) / 8
+    cell = torch.exp(toy_cell_log_density("eight_gaussians", {"noise": 0.2}, grid, refine=32)) * grid.cell_area
+    assert torch.allclose(cell, mass, atol=1e-4)
+    at_centers = torch.exp(toy_log_density("eight_gaussians", {"noise": 0.2}, grid.points())) * grid.cell_area
+    assert (at_centers - mass).abs().max() > 0.01  # 100 x the tolerance: the 0.67-wide cells smooth the 0.2 components

@@ -22,3 +22,9 @@ def _evaluation(tmp_path, graph: str) -> dict:
 @pytest.mark.parametrize("graph", ["igebm", "improved_cd", "cooperative"])
 def test_toy2d_profile_learns_the_density(tmp_path, graph):
     assert _evaluation(tmp_path, graph)["kl_data_model"] <= 0.10
+
+
+@pytest.mark.slow
+def test_short_run_toy2d_profile_samples_the_data(tmp_path):
+    metrics = _evaluation(tmp_path, "short_run")
+    assert metrics["kl_data_samples"] <= 0.30 and metrics["kl_data_samples_floor"] < metrics["kl_data_samples"]

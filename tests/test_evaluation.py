@@ -97,7 +97,7 @@ def test_eval_states_the_kernel_temperature_and_scores_the_tempered_density(tmp_
     warm = _toy_record(tmp_path / "warm")  # the profile's chains run at temperature 1
     assert warm["effective_temperature"] == pytest.approx(1.0) and "temperature_note" not in warm
     assert not any(key.endswith("_tempered") for key in warm["metrics"])
-    # the histogram KL of 64 exact draws on the 32 x 32 grid: large, as most cells are empty
+    # the histogram KL of 64 exact draws on the 16 x 16 grid: large, as most cells are empty
     assert 1.0 < warm["metrics"]["kl_data_samples_floor"] < warm["metrics"]["kl_data_samples"]
 
 

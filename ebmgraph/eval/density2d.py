@@ -17,7 +17,7 @@ from torch import nn
 from ebmgraph.nodes.toys import TOY_TYPES, points64
 
 __all__ = [
-    "Grid", "toy_log_density", "normalize_log_density", "log_partition", "kl_on_grid", "total_variation_on_grid",
+    "Grid", "toy_log_density", "toy_cell_log_density", "normalize_log_density", "log_partition", "kl_on_grid", "total_variation_on_grid",
     "histogram_log_density", "model_log_density", "evaluate_2d",
 ]
 
@@ -75,6 +75,16 @@ def toy_log_density(type_name: str, params: dict | None, points: torch.Tensor) -
         raise ValueError(f"no exact density for data type '{type_name}' (known: {known})")
     params = {key: value for key, value in (params or {}).items() if key != "batch_size"}
     return TOY_TYPES[type_name](**params).log_density(points)
+
+
+def toy_cell_log_density(type_name: str, params: dict | None, grid: Grid, refine: int = 8) -> torch.Tensor:
+    """log of the toy's mean density over each cell of ``grid`` (float64, (n * n,) in
+    ``grid.points()`` order): ``refine`` x ``refine`` midpoints per cell, averaged. This is the
+    cell mass a histogram estimates; the density at the cell center is not, where the density
+    changes within a cell (a thin ring on a coarse grid)."""
+    fine = Grid(grid.low, grid.high, grid.n * refine)
+    values = toy_log_density(type_name, params, fine.points()).reshape(grid.n, refine, grid.n, refine)
+    return (torch.logsumexp(values, dim=(1, 3)) - 2 * math.log(refine)).reshape(-1)
 
 
 # --- metrics on a grid ---
@@ -184,8 +194,8 @@ def evaluate_2d(type_name: str, params: dict | None, grid: Grid, energy: nn.Modu
                 samples: torch.Tensor | None = None) -> dict[str, float]:
     """Divergences on ``grid`` between the toy's exact density (renormalised over the grid) and
     the model exp(-energy) (``kl_data_model`` = KL(data || model), ``kl_model_data``, ``tv``) and/or
-    the histogram of ``samples`` (``kl_data_samples``, ``tv_samples``; see ``histogram_log_density``
-    for its smoothing)."""
+    the histogram of ``samples`` (``kl_data_samples``, ``tv_samples``, against the data's mean
+    density per cell, ``toy_cell_log_density``; see ``histogram_log_density`` for its smoothing)."""
     log_data = normalize_log_density(toy_log_density(type_name, params, grid.points()), grid.cell_area)
     metrics: dict[str, float] = {}
     if energy is not None:
@@ -194,6 +204,7 @@ def evaluate_2d(type_name: str, params: dict | None, grid: Grid, energy: nn.Modu
         metrics["kl_model_data"] = kl_on_grid(log_model, log_data, grid.cell_area)
         metrics["tv"] = total_variation_on_grid(log_data, log_model, grid.cell_area)
     if samples is not None:
+        log_data = normalize_log_density(toy_cell_log_density(type_name, params, grid), grid.cell_area)
         log_hist = histogram_log_density(samples, grid)
         metrics["kl_data_samples"] = kl_on_grid(log_data, log_hist, grid.cell_area)
         metrics["tv_samples"] = total_variation_on_grid(log_data, log_hist, grid.cell_area)

@@ -112,7 +112,7 @@ class EvalSpec:
     representation: str | None = None
     every: int = 0
     grid: int = 200
-    histogram_grid: int = 32
+    histogram_grid: int = 16
     inception_weights: str | None = None
     augment: str | None = None
     augment_every: int = 20
