@@ -34,11 +34,12 @@ def command_run(args) -> int:
     from ebmgraph.runs.runner import Runner, new_run_dir
     from ebmgraph.store.run_files import GRAPH_FILE
 
+    resume_step = None
     if args.resume:
+        run_dir, resume_step = _run_at_step(args.resume)
         if args.profile or args.file:
             raise SystemExit("ebmgraph run --resume: the run continues with its own resolved graph "
-                             f"({Path(args.resume) / GRAPH_FILE}); give no FILE or --profile (use --set to change it)")
-        run_dir = Path(args.resume)
+                             f"({run_dir / GRAPH_FILE}); give no FILE or --profile (use --set to change it)")
         require_checkpoint(run_dir)
         overrides = tuple(args.overrides) + ((f"train.steps={args.steps}",) if args.steps is not None else ())
         spec = load_graph(run_dir / GRAPH_FILE, None, overrides, tuple(args.plugins))
@@ -48,11 +49,24 @@ def command_run(args) -> int:
         spec = _load(args)
         run_dir = Path(args.out) if args.out else new_run_dir(spec.train.out, spec.name)
         refuse_other_graph(run_dir, spec)
-    runner = Runner(spec, run_dir, args.device)
+    runner = Runner(spec, run_dir, args.device, resume_step)
     print(f"run directory: {run_dir}", file=sys.stderr)
     completed = runner.run()
-    print(f"finished {completed} steps: {run_dir}", file=sys.stderr)
+    if completed == runner.started_at:
+        print(f"nothing trained: {run_dir} already holds step {completed} and train.steps is {spec.train.steps}; "
+              f"to train further: ebmgraph run --resume {run_dir} --steps N (N > {completed})", file=sys.stderr)
+    else:
+        print(f"finished {completed} steps ({completed - runner.started_at} trained now): {run_dir}",
+              file=sys.stderr)
     return 0
+
+
+def _run_at_step(text: str) -> tuple[Path, int | None]:
+    """RUN_DIR or RUN_DIR@STEP (resume from the kept checkpoint of STEP)."""
+    run, at, step = text.rpartition("@")
+    if at and step.isdigit():
+        return Path(run), int(step)
+    return Path(text), None
 
 
 def command_check(args) -> int:
@@ -143,7 +157,9 @@ def parser() -> argparse.ArgumentParser:
                      help="override any value, e.g. --set train.steps=100 (repeatable)")
     run.add_argument("--steps", type=int, help="total number of steps (overrides train.steps)")
     run.add_argument("--out", help="run directory (default: train.out/NAME-TIMESTAMP)")
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly from its last checkpoint")
+    run.add_argument("--resume", metavar="RUN_DIR[@STEP]",
+                     help="continue a run exactly from its last checkpoint, or from its kept checkpoint of STEP "
+                          "(the later checkpoints are removed: the run continues from there)")
     run.add_argument("--device", help="torch device (overrides train.device)")
     run.set_defaults(handler=command_run)
 
@@ -174,7 +190,7 @@ def parser() -> argparse.ArgumentParser:
     sample.add_argument("--energy", dest="energies", action="append", default=[], metavar="RUN_DIR[:WEIGHT]",
                         help="add WEIGHT (default 1) times this run's energy: the chains sample the weighted sum "
                              "of the energies (a product of experts) with the first run's kernel (repeatable)")
-    sample.add_argument("--n", type=int, help="number of chains (default: eval.n)")
+    sample.add_argument("--n", type=int, default=64, help="number of chains (default: 64)")
     sample.add_argument("--steps", type=int, help="Langevin steps (default: eval.steps or the kernel's)")
     sample.add_argument("--out", help="PNG path (default: RUN_DIR/samples/fresh_<K>steps.png)")
     sample.add_argument("--device", help="torch device")

@@ -123,3 +123,10 @@ def test_cli_resume_continues_to_the_new_total(tmp_path, capsys):
     assert steps == [1, 2, 3, 4]
     with pytest.raises(SystemExit, match="give no FILE or --profile"):
         main(["run", "graphs/short_run.yaml", "--resume", str(out)])
+
+
+def test_sample_draws_64_chains_unless_told():
+    from ebmgraph.cli import parser
+
+    assert parser().parse_args(["sample", "RUN"]).n == 64
+    assert parser().parse_args(["sample", "RUN", "--n", "9"]).n == 9

@@ -44,7 +44,8 @@ def _spherical_problem(plan: StepPlan) -> str | None:
 
 
 def check_evaluation(plan: StepPlan) -> None:
-    """Raise GraphError, located at the eval section's keys, for every listed metric that cannot run."""
+    """Raise GraphError, located at the eval section's keys, for every listed metric that cannot run
+    (and at train.keep_best when no periodic evaluation gives it a metric)."""
     spec = plan.spec
     metrics = spec.eval.metrics or []
     shape = tuple(plan.values[("data", "x")].shape[1:])
@@ -60,5 +61,8 @@ def check_evaluation(plan: StepPlan) -> None:
         problem = _spherical_problem(plan)
         if problem is not None:
             found.append((("eval", "score" if spec.eval.score == "joint" else "metrics"), problem))
+    if spec.train.keep_best and not spec.eval.every:
+        found.append((("train", "keep_best"), f"keeping the best checkpoint by '{spec.train.keep_best}' needs a "
+                                              "periodic evaluation: set eval.every"))
     if found:
         raise GraphError([spec.source.diagnostic(path, message, key=True) for path, message in found])

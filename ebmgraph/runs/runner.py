@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -16,15 +17,16 @@ from ebmgraph.engine.program import Program
 from ebmgraph.eval.requirements import check_evaluation
 from ebmgraph.runs.health import AcceptanceWatch
 from ebmgraph.runs.run_dir import metric_summary, write_evaluation
-from ebmgraph.errors import DivergenceError
+from ebmgraph.errors import DataError, DivergenceError
 from ebmgraph.spec.dump import dumps
 from ebmgraph.spec.schema import GraphSpec
 from ebmgraph.store.checkpoint import latest, load_checkpoint, save_checkpoint
-from ebmgraph.store.checkpoint_dir import has_checkpoint, prune
+from ebmgraph.store.checkpoint_dir import discard_after, has_checkpoint, prune, read_best, write_best
+from ebmgraph.spec.suggest import did_you_mean
 from ebmgraph.version import __version__
 from ebmgraph.store.atomic import atomic_path
-from ebmgraph.store.run_files import (DIVERGENCE_FILE, GRAPH_FILE, METRICS_FILE, ORIGIN_FILE, PLAN_FILE, SAMPLES_DIR,
-                                      STEP_FILE)
+from ebmgraph.store.run_files import (DIVERGENCE_FILE, EVAL_LOG, GRAPH_FILE, METRICS_FILE, ORIGIN_FILE, PLAN_FILE,
+                                      SAMPLES_DIR, STEP_FILE)
 from ebmgraph.viz.grids import save_samples_png
 
 
@@ -82,11 +84,15 @@ def _drop_records_after(path: Path, step: int) -> dict | None:
 
 
 class Runner:
-    """Runs a Program for ``spec.train.steps`` steps in ``run_dir`` (continuing when it holds a checkpoint)."""
+    """Runs a Program for ``spec.train.steps`` steps in ``run_dir`` (continuing from its newest
+    checkpoint, or from the checkpoint of ``resume_step``, when it holds one)."""
 
-    def __init__(self, spec: GraphSpec, run_dir: str | Path, device: str | None = None):
+    def __init__(self, spec: GraphSpec, run_dir: str | Path, device: str | None = None,
+                 resume_step: int | None = None):
         self.spec = spec
         self.run_dir = Path(run_dir)
+        self.resume_step = resume_step
+        self.started_at = 0
         self.program = Program(spec, device)
         check_evaluation(self.program.plan)
         self.acceptance = AcceptanceWatch()
@@ -117,6 +123,27 @@ class Runner:
         bar.write(f"eval at step {completed}: {metric_summary(record['metrics'])}", file=sys.stderr)
         if "temperature_note" in record:
             bar.write(f"  note: {record['temperature_note']}", file=sys.stderr)
+        if self.spec.train.keep_best:
+            self._keep_if_best(record["metrics"], completed, bar)
+
+    def _keep_if_best(self, metrics: dict, completed: int, bar) -> None:
+        """Name this step's checkpoint (written now if the step has none) the best when
+        ``train.keep_best``'s metric improved on ``best.json``'s."""
+        train = self.spec.train
+        metric, mode = train.keep_best, train.best_mode()
+        if metric not in metrics:
+            names = sorted(key for key, value in metrics.items() if isinstance(value, float))
+            raise DataError(f"train.keep_best: the evaluation reports no metric '{metric}'"
+                            f"{did_you_mean(metric, names)} (it reports: {', '.join(names)})")
+        value, best = float(metrics[metric]), read_best(self.run_dir)
+        if not math.isfinite(value) or (best is not None and best["metric"] == metric and
+                                        (value >= best["value"] if mode == "min" else value <= best["value"])):
+            return
+        if completed % train.checkpoint_every != 0 and completed != train.steps:
+            self._checkpoint(completed)
+        write_best(self.run_dir, {"metric": metric, "mode": mode, "value": value, "step": completed})
+        prune(self.run_dir, completed, train.keep_checkpoints)  # the best before is now an ordinary checkpoint
+        bar.write(f"best {metric} so far ({value:.4g}): checkpoint of step {completed} kept", file=sys.stderr)
 
     def _log(self, metrics, bar, losses, ctx, completed: int, timing: list[float]) -> None:
         """One metrics.jsonl record; ``timing`` is [time, step] of the previous record."""
@@ -136,10 +163,17 @@ class Runner:
     def run(self) -> int:
         """Train until ``train.steps`` (or ``train.max_seconds``); returns the number of completed steps."""
         train = self.spec.train
-        start = load_checkpoint(self.run_dir, self.program) if has_checkpoint(self.run_dir) else 0
-        prune(self.run_dir, start)  # what a crash while writing or removing checkpoints left behind
+        start = load_checkpoint(self.run_dir, self.program, self.resume_step) if has_checkpoint(self.run_dir) else 0
+        self.started_at = start
+        if self.resume_step is not None:
+            removed = discard_after(self.run_dir, start)
+            if removed:
+                print(f"resuming from step {start}: removed the later checkpoints of steps "
+                      f"{', '.join(map(str, sorted(removed)))}", file=sys.stderr)
+        prune(self.run_dir, start, train.keep_checkpoints)  # what a crash while writing or removing left behind
         self._write_static_files()  # after loading: a refused resume leaves the run's files as they were
         self.last_record = _drop_records_after(self.run_dir / METRICS_FILE, start)
+        _drop_records_after(self.run_dir / EVAL_LOG, start)
         deadline = time.perf_counter() + train.max_seconds if train.max_seconds else None
         timing = [time.perf_counter(), start]
         completed = start
@@ -171,7 +205,7 @@ class Runner:
 
     def _checkpoint(self, completed: int) -> None:
         with self._stopping_on_divergence(completed):
-            save_checkpoint(self.run_dir, self.program, completed)
+            save_checkpoint(self.run_dir, self.program, completed, self.spec.train.keep_checkpoints)
 
     @contextlib.contextmanager
     def _stopping_on_divergence(self, step: int):

@@ -14,7 +14,10 @@ from ebmgraph.spec.source import Source
 @attrs.define
 class TrainSpec:
     """``train:`` how long to run and what to write. ``max_seconds`` ends training early (with the
-    final checkpoint and evaluation) once that much wall-clock time has passed."""
+    final checkpoint and evaluation) once that much wall-clock time has passed. The newest
+    ``keep_checkpoints`` checkpoints are kept; with ``keep_best: METRIC`` the checkpoint of the best
+    evaluation so far is kept beside them (``keep_best_mode``: ``min``, ``max``, or ``auto``:
+    ``max`` for the metrics in ``HIGHER_IS_BETTER``)."""
 
     steps: int = 1000
     log_every: int = 10
@@ -27,10 +30,22 @@ class TrainSpec:
     progress: bool = True
     max_abs_energy: float = 1e6
     max_seconds: float | None = None
+    keep_checkpoints: int = 2
+    keep_best: str | None = None
+    keep_best_mode: Literal["auto", "min", "max"] = "auto"
+
+    def best_mode(self) -> Literal["min", "max"]:
+        """Whether ``keep_best`` keeps the smallest or the largest value of its metric."""
+        if self.keep_best_mode != "auto":
+            return self.keep_best_mode
+        metric = self.keep_best or ""
+        higher = any(metric == prefix or metric.startswith(prefix + "_") for prefix in HIGHER_IS_BETTER)
+        return "max" if higher and not metric.endswith(("_se", "_std")) else "min"
 
     def problems(self) -> list[tuple[str, str]]:
         out = [(key, f"must be >= 1, found {getattr(self, key)}")
-               for key in ("steps", "log_every", "sample_every", "checkpoint_every", "grid") if getattr(self, key) < 1]
+               for key in ("steps", "log_every", "sample_every", "checkpoint_every", "grid", "keep_checkpoints")
+               if getattr(self, key) < 1]
         if not (math.isfinite(self.max_abs_energy) and self.max_abs_energy > 0):
             out.append(("max_abs_energy", f"must be a finite number > 0, found {self.max_abs_energy}"))
         if self.max_seconds is not None and not self.max_seconds > 0:
@@ -52,6 +67,10 @@ class ScheduleSpec:
 
     phases: list[PhaseSpec] = attrs.field(factory=list)
 
+
+#: Evaluation metrics (or their prefixes) where larger is better; ``keep_best_mode: auto`` maximizes these.
+HIGHER_IS_BETTER = ("accuracy", "conditional_accuracy", "auroc", "inception_score", "modes_covered", "ess",
+                    "log_likelihood", "mean_confidence")
 
 Metric = Literal["fd", "modes", "ood", "density", "fid", "inception_score", "accuracy", "conditional", "composition",
                  "mcmc", "log_likelihood"]

@@ -17,7 +17,8 @@ from ebmgraph.engine.context import statistics
 from ebmgraph.engine.updates import ScheduleStateError
 from ebmgraph.errors import DataError, DivergenceError
 from ebmgraph.store.banks_h5 import banks_bytes, load_banks
-from ebmgraph.store.checkpoint_dir import KEEP, DamagedCheckpoint, StoredCheckpoint, checkpoints, write_checkpoint
+from ebmgraph.store.checkpoint_dir import (KEEP, DamagedCheckpoint, StoredCheckpoint, checkpoint_of_step, checkpoints,
+                                           write_checkpoint)
 from ebmgraph.store.finite import first_non_finite
 
 STATE = "state.pt"
@@ -114,8 +115,10 @@ def _restore(checkpoint: StoredCheckpoint, program) -> int:
     return state["step"]
 
 
-def load_checkpoint(run_dir: str | Path, program) -> int:
+def load_checkpoint(run_dir: str | Path, program, step: int | None = None) -> int:
     """Restore a program's models, optimizers, stateful nodes, banks and RNG from the newest usable
-    checkpoint (a damaged one is named and the one before it used); return the number of
-    completed steps."""
+    checkpoint (a damaged one is named and the one before it used), or from the checkpoint of
+    ``step``; return the number of completed steps."""
+    if step is not None:
+        return _restore(checkpoint_of_step(run_dir, step), program)
     return _first_usable(run_dir, lambda checkpoint: _restore(checkpoint, program))

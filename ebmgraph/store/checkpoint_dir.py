@@ -3,7 +3,8 @@ written into a temporary directory with ``manifest.json`` last (the step, each f
 SHA-256), flushed to disk, and the directory is renamed into place in one step. A checkpoint is
 complete when its manifest reads and every file matches it; loading verifies that, names the
 damaged file and falls back to the previous complete checkpoint. The newest ``keep`` complete
-checkpoints are kept, so the previous one survives until the new one is in place."""
+checkpoints are kept, so the previous one survives until the new one is in place, and so is the
+checkpoint ``best.json`` names (the best evaluation so far, ``train.keep_best``)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ from pathlib import Path
 import attrs
 
 from ebmgraph.errors import DataError
+from ebmgraph.store.atomic import atomic_path
 
 CHECKPOINTS = "checkpoints"
 MANIFEST = "manifest.json"
+BEST = "best.json"
 KEEP = 2
 _NAME = re.compile(r"step_(\d{8,})")
 
@@ -118,6 +121,15 @@ def checkpoints(run_dir: str | Path, digests: bool = True) -> Iterator[StoredChe
             yield error
 
 
+def checkpoint_of_step(run_dir: str | Path, step: int) -> StoredCheckpoint:
+    """The complete checkpoint of ``step``; DataError naming the steps kept when there is none."""
+    found = [(found_step, path) for found_step, path in _step_directories(Path(run_dir)) if found_step == step]
+    if not found:
+        kept = ", ".join(str(found_step) for found_step, _ in reversed(_step_directories(Path(run_dir)))) or "none"
+        raise DataError(f"run directory '{run_dir}' holds no checkpoint of step {step} (steps kept: {kept})")
+    return verify(found[0][1])
+
+
 def has_checkpoint(run_dir: str | Path) -> bool:
     """Whether the run holds any checkpoint directory (complete or not): a run to resume, not to start."""
     return bool(_step_directories(Path(run_dir)))
@@ -164,11 +176,43 @@ def write_checkpoint(run_dir: str | Path, step: int, files: dict[str, Callable[[
 
 def prune(run_dir: str | Path, newest: int, keep: int = KEEP) -> None:
     """Remove what interrupted writes left, and the complete checkpoints of steps up to ``newest``
-    (the one in use) but the latest ``keep``. Completeness is the manifest and the file sizes: the
-    files' digests are checked when a checkpoint is loaded, not each time one is written."""
+    (the one in use) but the latest ``keep`` and the best (``best.json``). Completeness is the
+    manifest and the file sizes: the files' digests are checked when a checkpoint is loaded, not
+    each time one is written."""
     root = Path(run_dir) / CHECKPOINTS
+    best = read_best(run_dir)
     complete = [found for found in checkpoints(run_dir, digests=False) if isinstance(found, StoredCheckpoint) and found.step <= newest]
     for old in complete[keep:]:
-        shutil.rmtree(old.path, ignore_errors=True)
+        if best is None or old.step != best["step"]:
+            shutil.rmtree(old.path, ignore_errors=True)
     for leftover in root.glob(".step_*.tmp"):
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def read_best(run_dir: str | Path) -> dict | None:
+    """``best.json``: the metric, its mode, the best value and the step of its checkpoint (None when
+    the run keeps no best checkpoint, or the file does not read)."""
+    try:
+        record = json.loads((Path(run_dir) / CHECKPOINTS / BEST).read_text())
+        return {"metric": str(record["metric"]), "mode": str(record["mode"]), "value": float(record["value"]),
+                "step": int(record["step"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_best(run_dir: str | Path, record: dict) -> None:
+    """Name the checkpoint of ``record["step"]`` the best (written whole or not at all)."""
+    with atomic_path(Path(run_dir) / CHECKPOINTS / BEST) as temporary:
+        temporary.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def discard_after(run_dir: str | Path, step: int) -> list[int]:
+    """Remove the checkpoints of steps after ``step`` (a run resumed from an earlier checkpoint
+    starts a new history), and ``best.json`` if it names one of them; return their steps."""
+    removed = [found_step for found_step, path in _step_directories(Path(run_dir)) if found_step > step]
+    best = read_best(run_dir)
+    if best is not None and best["step"] > step:
+        (Path(run_dir) / CHECKPOINTS / BEST).unlink()
+    for found_step in removed:
+        shutil.rmtree(Path(run_dir) / CHECKPOINTS / _directory_name(found_step), ignore_errors=True)
+    return removed
