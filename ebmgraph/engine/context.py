@@ -36,6 +36,7 @@ class StepContext:
         self.repeat = 0
         self.diagnostics_wanted = diagnostics_wanted
         self.diagnostics: dict[str, torch.Tensor | float] = {}
+        self.histograms: dict[str, torch.Tensor] = {}
 
     def generator(self, name: str) -> torch.Generator:
         generator = torch.Generator(device=self.device)
@@ -45,6 +46,11 @@ class StepContext:
 
     def record(self, name: str, key: str, value: torch.Tensor | float) -> None:
         self.diagnostics[f"{name}/{key}"] = value.detach() if isinstance(value, torch.Tensor) else value
+
+    def record_histogram(self, name: str, key: str, values: torch.Tensor) -> None:
+        """Per-sample values (e.g. energies) for the logs' histograms, kept only on logged steps."""
+        if self.diagnostics_wanted:
+            self.histograms[f"{name}/{key}"] = values.detach().reshape(-1)
 
     def check_finite(self, **values: torch.Tensor) -> None:
         """Stop before any parameter moves if a loss or energy is non-finite or beyond ``max_abs_energy``."""

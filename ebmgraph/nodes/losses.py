@@ -43,7 +43,7 @@ class ContrastiveDivergenceConfig:
 @NODES.register
 class ContrastiveDivergence(_PairLoss):
     """Maximum-likelihood gradient of an EBM: ``weight * (mean E(x+) - mean E(x-))``, with x- from
-    a kernel (a constant). Records E+, E- and their gap."""
+    a kernel (a constant). Records E+, E- and their gap, and both energies' histograms."""
 
     type_name = "contrastive_divergence"
     Config = ContrastiveDivergenceConfig
@@ -53,6 +53,8 @@ class ContrastiveDivergence(_PairLoss):
         ctx.record(self.name, "E+", e_pos)
         ctx.record(self.name, "E-", e_neg)
         ctx.record(self.name, "gap", e_neg - e_pos)
+        ctx.record_histogram(self.name, "E+", positive)
+        ctx.record_histogram(self.name, "E-", negative)
         return {"loss": self.config.weight * (e_pos - e_neg)}
 
 

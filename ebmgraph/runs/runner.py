@@ -16,6 +16,7 @@ from ebmgraph.engine.plan_record import plan_record
 from ebmgraph.engine.program import Program
 from ebmgraph.eval.requirements import check_evaluation
 from ebmgraph.runs.health import AcceptanceWatch
+from ebmgraph.runs.tensorboard_log import TensorBoardLog, summary_writer_class
 from ebmgraph.runs.run_dir import metric_summary, write_evaluation
 from ebmgraph.errors import DataError, DivergenceError
 from ebmgraph.spec.dump import dumps
@@ -25,8 +26,8 @@ from ebmgraph.store.checkpoint_dir import discard_after, has_checkpoint, prune, 
 from ebmgraph.spec.suggest import did_you_mean
 from ebmgraph.version import __version__
 from ebmgraph.store.atomic import atomic_path
-from ebmgraph.store.run_files import (DIVERGENCE_FILE, EVAL_LOG, GRAPH_FILE, METRICS_FILE, ORIGIN_FILE, PLAN_FILE,
-                                      SAMPLES_DIR, STEP_FILE)
+from ebmgraph.store.run_files import (DIVERGENCE_FILE, EVAL_LOG, EVAL_PNG, GRAPH_FILE, METRICS_FILE, ORIGIN_FILE,
+                                      PLAN_FILE, SAMPLES_DIR, STEP_FILE)
 from ebmgraph.viz.grids import save_samples_png
 
 
@@ -98,6 +99,9 @@ class Runner:
         self.acceptance = AcceptanceWatch()
         self.reference = self.program.plot_reference()
         self.last_record: dict | None = None
+        if "tensorboard" in spec.train.log:
+            summary_writer_class()  # a missing package stops the run before its first step
+        self.tensorboard: TensorBoardLog | None = None
 
     def _write_static_files(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -115,14 +119,19 @@ class Runner:
         if samples is None:
             return
         grid = samples[: self.spec.train.grid].detach().float().cpu()
-        save_samples_png(grid, self.run_dir / SAMPLES_DIR / f"step_{completed:06d}.png",
-                         title=f"{self.spec.name}: step {completed}", reference=self.reference)
+        path = self.run_dir / SAMPLES_DIR / f"step_{completed:06d}.png"
+        save_samples_png(grid, path, title=f"{self.spec.name}: step {completed}", reference=self.reference)
+        if self.tensorboard:
+            self.tensorboard.picture("samples", path, completed)
 
     def _evaluate(self, completed: int, bar) -> None:
         record = write_evaluation(self.program, self.run_dir, completed)
         bar.write(f"eval at step {completed}: {metric_summary(record['metrics'])}", file=sys.stderr)
         if "temperature_note" in record:
             bar.write(f"  note: {record['temperature_note']}", file=sys.stderr)
+        if self.tensorboard:
+            self.tensorboard.scalars({**record["metrics"], "step": completed}, prefix="eval/")
+            self.tensorboard.picture("eval_samples", self.run_dir / EVAL_PNG, completed)
         if self.spec.train.keep_best:
             self._keep_if_best(record["metrics"], completed, bar)
 
@@ -158,6 +167,11 @@ class Runner:
         self.last_record = record
         metrics.write(json.dumps(record) + "\n")
         metrics.flush()
+        if self.tensorboard:
+            self.tensorboard.scalars(record)
+            self.tensorboard.histograms(ctx.histograms, completed)
+            if warnings:
+                self.tensorboard.text("warnings", warnings, completed)
         bar.set_postfix(_postfix(scalars), refresh=False)
 
     def run(self) -> int:
@@ -177,7 +191,9 @@ class Runner:
         deadline = time.perf_counter() + train.max_seconds if train.max_seconds else None
         timing = [time.perf_counter(), start]
         completed = start
-        with (self.run_dir / METRICS_FILE).open("a") as metrics, tqdm(
+        if "tensorboard" in train.log and start < train.steps:
+            self.tensorboard = TensorBoardLog(self.run_dir, start, dumps(self.spec))
+        with self._closing_tensorboard(), (self.run_dir / METRICS_FILE).open("a") as metrics, tqdm(
                 total=train.steps, initial=start, desc=self.spec.name, disable=not train.progress,
                 dynamic_ncols=True, unit="step") as bar:
             for step in range(start, train.steps):
@@ -199,6 +215,15 @@ class Runner:
                     break
         return completed
 
+    @contextlib.contextmanager
+    def _closing_tensorboard(self):
+        try:
+            yield
+        finally:
+            if self.tensorboard:
+                self.tensorboard.close()
+                self.tensorboard = None
+
     def _step(self, step: int, logged: bool):
         with self._stopping_on_divergence(step + 1):
             return self.program.step(step, diagnostics_wanted=logged)
@@ -206,6 +231,8 @@ class Runner:
     def _checkpoint(self, completed: int) -> None:
         with self._stopping_on_divergence(completed):
             save_checkpoint(self.run_dir, self.program, completed, self.spec.train.keep_checkpoints)
+        if self.tensorboard:
+            self.tensorboard.flush()  # the logs hold at least what the checkpoint holds
 
     @contextlib.contextmanager
     def _stopping_on_divergence(self, step: int):
