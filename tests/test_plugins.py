@@ -17,7 +17,6 @@ from ebmgraph.engine.load import load_graph, loads_graph
 from ebmgraph.errors import GraphError, NodeError
 from ebmgraph.nodes.catalog import MODELS, NODES, OPTIMIZERS
 from ebmgraph.nodes.node import contract_problems
-from ebmgraph.runs.health import AcceptanceWatch
 from tests.checkpoint_files import final_state
 from tests.conftest import FAST
 
@@ -233,30 +232,6 @@ def test_a_loss_without_a_gradient_path_to_its_optimizer_is_located():
     assert str(error.value).count("no gradient path") == 1
     assert "loss 'ebm' has no gradient path to the models of optimizer 'generator_optimizer' (generator)" in str(
         error.value)
-
-
-def test_a_collapsed_mala_kernel_is_warned_about_once():
-    watch = AcceptanceWatch()
-    for value in (0.3, 0.2):
-        watch.observe({"chain/acceptance": torch.tensor(value), "other/grad_norm": torch.tensor(1.0)})
-    assert watch.close_window(10) == []
-    for value in (0.004, 0.012):  # mean 0.8 %
-        watch.observe({"chain/acceptance": torch.tensor(value)})
-    (warning,) = watch.close_window(20)
-    assert "kernel 'chain' accepted 0.80% of its MALA proposals over the last 2 steps" in warning
-    watch.observe({"chain/acceptance": torch.tensor(0.0)})
-    assert watch.close_window(30) == []
-
-
-def test_a_collapsed_mala_run_warns_in_the_log(tmp_path, capsys):
-    out, graph = tmp_path / "run", tmp_path / "mala.yaml"
-    graph.write_text(open("graphs/short_run.yaml").read().replace("type: langevin", "type: mala", 1))
-    args = ["run", str(graph), "--out", str(out), "--set", "nodes.negatives.step_size=50.0",
-            "--set", "nodes.negatives.noise=1.0", "--set", "nodes.negatives.clamp=[-1.0, 1.0]"]
-    assert main(args + [arg for o in FAST for arg in ("--set", o)]) == 0
-    assert "warning: step 1: kernel 'negatives' accepted" in capsys.readouterr().err
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert "negatives" in records[0]["warnings"][0] and all("warnings" not in r for r in records[1:])
 
 
 def test_every_module_that_registers_types_is_in_the_catalog():

@@ -3,6 +3,7 @@ and underdamped Langevin on the same leapfrog, as nodes over the pure chains of 
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import attrs
@@ -39,12 +40,18 @@ class ChainKernel(Kernel):
         """The chain's final state from ``init``; its diagnostics are recorded."""
         state, info = self.chain(energy, init, self.config, ctx.generator(self.name), self.models.values(),
                                  gradient=self._gradient, **options)
-        self._record(ctx, info)
+        self._record(ctx, info, init, state.position)
         return state
 
-    def _record(self, ctx, info: ChainInfo) -> None:
+    def noise_per_step(self) -> float | None:
+        """b, the scale of the noise each step adds (None: the kernel has no such scale)."""
+        return self.config.resolved()[1]
+
+    def _record(self, ctx, info: ChainInfo, init: torch.Tensor, end: torch.Tensor) -> None:
         """Mean energy at the chains' start and end, the mean per-sample norm of the last gradient,
-        and MALA's acceptance; nothing when the end energy was not computed."""
+        MALA's acceptance, and the chains' mobility: the mean distance ||x_K - x_0|| over the
+        b sqrt(K d) that K steps of noise alone would move (about 1 for free diffusion, 0 for chains
+        that stay where they are); nothing when the end energy was not computed."""
         if info.energy_end is None:
             return
         ctx.record(self.name, "energy_start", info.energy_start.mean())
@@ -52,6 +59,10 @@ class ChainKernel(Kernel):
         ctx.record(self.name, "grad_norm", info.gradient.flatten(1).norm(dim=1).mean())
         if info.acceptance is not None:
             ctx.record(self.name, "acceptance", info.acceptance)
+        noise, steps = self.noise_per_step(), self.config.steps
+        if noise and steps and init.shape == end.shape:
+            distance = (end.detach() - init.detach()).flatten(1).norm(dim=1).mean()
+            ctx.record(self.name, "mobility", distance / (noise * math.sqrt(steps * init[0].numel())))
 
 
 class EnergyKernel(ChainKernel):
@@ -144,6 +155,10 @@ class HamiltonianKernel(EnergyKernel):
 
     def _gradient(self, energy: EnergyFunction, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return energy_and_gradient(energy, x)
+
+    def noise_per_step(self) -> None:
+        """None: the noise enters through the momenta, not as b xi on the states."""
+        return None
 
     def __call__(self, ctx, init: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"x": self.sample_chain(ctx, self.models["energy"], init).position}

@@ -1,5 +1,8 @@
-"""Kernel health during training: a MALA kernel whose proposals are almost never accepted has
-chains that no longer move, while its losses look like any other run's."""
+"""Kernel health during training: a kernel whose chains no longer move (a MALA kernel that
+rejects almost every proposal, a Langevin chain pinned in place) looks like any other run in its
+losses. Each logging window, every kernel's mean acceptance and mobility (``NODE/acceptance``,
+``NODE/mobility``: docs/concepts.md) are compared with a floor; the progress bar shows a health
+mark per kernel and the first fall below a floor is warned about once per kernel."""
 
 from __future__ import annotations
 
@@ -8,31 +11,47 @@ from collections import defaultdict
 import torch
 
 ACCEPTANCE_FLOOR = 0.01
+MOBILITY_FLOOR = 0.01
 
 
-class AcceptanceWatch:
-    """Collects each MALA kernel's acceptance (``NODE/acceptance`` diagnostics) over a logging
-    window and warns once per kernel when its mean falls below ``floor``."""
+class KernelHealth:
+    """Collects each kernel's acceptance and mobility over a logging window; ``marks`` holds the
+    last window's verdict per kernel (``ok`` or ``stuck``)."""
 
-    def __init__(self, floor: float = ACCEPTANCE_FLOOR):
-        self.floor = floor
-        self.window: dict[str, list[torch.Tensor]] = defaultdict(list)
+    def __init__(self, acceptance_floor: float = ACCEPTANCE_FLOOR, mobility_floor: float = MOBILITY_FLOOR):
+        self.floors = {"acceptance": acceptance_floor, "mobility": mobility_floor}
+        self.window: dict[tuple[str, str], list[torch.Tensor]] = defaultdict(list)
         self.warned: set[str] = set()
+        self.marks: dict[str, str] = {}
 
     def observe(self, diagnostics: dict) -> None:
         for key, value in diagnostics.items():
-            if key.endswith("/acceptance"):
-                self.window[key.removesuffix("/acceptance")].append(torch.as_tensor(value, dtype=torch.float32))
+            node, _, measure = key.rpartition("/")
+            if measure in self.floors:
+                self.window[(node, measure)].append(torch.as_tensor(value, dtype=torch.float32))
 
     def close_window(self, step: int) -> list[str]:
         """Warnings for the window that ends at ``step`` (each kernel warned about once), then a new window."""
-        warnings = []
-        for node, values in self.window.items():
-            mean = float(torch.stack(values).mean())
-            if mean < self.floor and node not in self.warned:
+        warnings, marks = [], {}
+        for (node, measure), values in self.window.items():
+            mean, floor = float(torch.stack(values).mean()), self.floors[measure]
+            stuck = mean < floor
+            marks[node] = "stuck" if stuck or marks.get(node) == "stuck" else "ok"
+            if stuck and node not in self.warned:
                 self.warned.add(node)
-                warnings.append(f"step {step}: kernel '{node}' accepted {mean:.2%} of its MALA proposals over the "
-                                f"last {len(values)} steps (below {self.floor:.0%}): its chains have stopped moving; "
-                                "lower its step size")
+                warnings.append(f"step {step}: kernel '{node}' {_symptom(measure, mean, floor, len(values))}: its "
+                                f"chains have stopped moving; {_remedy(measure)}")
+        self.marks = marks
         self.window.clear()
         return warnings
+
+
+def _symptom(measure: str, mean: float, floor: float, steps: int) -> str:
+    if measure == "acceptance":
+        return f"accepted {mean:.2%} of its MALA proposals over the last {steps} steps (below {floor:.0%})"
+    return (f"moved its chains {mean:.2%} of the distance its noise alone would over the last {steps} steps "
+            f"(mobility below {floor:.0%})")
+
+
+def _remedy(measure: str) -> str:
+    return "lower its step size" if measure == "acceptance" else "check its step size, noise and gradient clipping"

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from ebmgraph.engine.plan_record import plan_record
 from ebmgraph.engine.program import Program
 from ebmgraph.eval.requirements import check_evaluation
-from ebmgraph.runs.health import AcceptanceWatch
+from ebmgraph.runs.health import KernelHealth
 from ebmgraph.runs.tensorboard_log import TensorBoardLog, summary_writer_class
 from ebmgraph.runs.run_dir import metric_summary, write_evaluation
 from ebmgraph.errors import DataError, DivergenceError
@@ -51,7 +51,9 @@ def _scalars(losses: dict[str, torch.Tensor], diagnostics: dict) -> dict[str, fl
     return {n: tensors[n] if n in tensors else float(v) for n, v in values.items()}
 
 
-def _postfix(scalars: dict[str, float]) -> dict[str, str]:
+def _postfix(scalars: dict[str, float], kernels: list[str], marks: dict[str, str]) -> dict[str, str]:
+    """Losses, E+/E-/gap, the lowest acceptance, the first kernel's gradient norm and each
+    kernel's health mark (one mark when there is one kernel)."""
     shown = {k.removeprefix("loss/"): v for k, v in scalars.items() if k.startswith("loss/")}
     for key in ("E+", "E-", "gap"):
         match = next((v for k, v in scalars.items() if k.endswith("/" + key)), None)
@@ -60,7 +62,14 @@ def _postfix(scalars: dict[str, float]) -> dict[str, str]:
     acceptance = [v for k, v in scalars.items() if k.endswith("/acceptance")]
     if acceptance:
         shown["accept"] = min(acceptance)
-    return {k: f"{v:.4g}" for k, v in shown.items()}
+    gradient = next((scalars[f"{kernel}/grad_norm"] for kernel in kernels if f"{kernel}/grad_norm" in scalars), None)
+    if gradient is not None:
+        shown["grad"] = gradient
+    out = {k: f"{v:.4g}" for k, v in shown.items()}
+    if marks:
+        out["health"] = next(iter(marks.values())) if len(marks) == 1 else \
+            " ".join(f"{node}:{mark}" for node, mark in marks.items())
+    return out
 
 
 def _step_of_record(line: str) -> int | None:
@@ -96,7 +105,7 @@ class Runner:
         self.started_at = 0
         self.program = Program(spec, device)
         check_evaluation(self.program.plan)
-        self.acceptance = AcceptanceWatch()
+        self.health = KernelHealth()
         self.reference = self.program.plot_reference()
         self.last_record: dict | None = None
         if "tensorboard" in spec.train.log:
@@ -160,7 +169,7 @@ class Runner:
         scalars = _scalars(losses, ctx.diagnostics)
         scalars["steps_per_second"] = (completed - timing[1]) / max(now - timing[0], 1e-9)
         timing[:] = [now, completed]
-        warnings = self.acceptance.close_window(completed)
+        warnings = self.health.close_window(completed)
         for warning in warnings:
             bar.write(f"warning: {warning}", file=sys.stderr)
         record = {"step": completed, **scalars, **({"warnings": warnings} if warnings else {})}
@@ -172,7 +181,7 @@ class Runner:
             self.tensorboard.histograms(ctx.histograms, completed)
             if warnings:
                 self.tensorboard.text("warnings", warnings, completed)
-        bar.set_postfix(_postfix(scalars), refresh=False)
+        bar.set_postfix(_postfix(scalars, self.program.plan.kernels(), self.health.marks), refresh=False)
 
     def run(self) -> int:
         """Train until ``train.steps`` (or ``train.max_seconds``); returns the number of completed steps."""
@@ -201,7 +210,7 @@ class Runner:
                 final = completed == train.steps or (deadline is not None and time.perf_counter() > deadline)
                 logged = completed % train.log_every == 0 or final
                 losses, samples, ctx = self._step(step, logged)
-                self.acceptance.observe(ctx.diagnostics)
+                self.health.observe(ctx.diagnostics)
                 if logged:
                     self._log(metrics, bar, losses, ctx, completed, timing)
                 if completed % train.sample_every == 0 or final:
