@@ -89,6 +89,9 @@ PANEL_RULES: list[tuple[str, str, str, str, Callable[[str], bool]]] = [
     ("chain_energies", "Chain energies", "mean E(x)",
      "mean energy at the start and at the end of each kernel's chains", _suffix("energy_start", "energy_end")),
     ("acceptance", "MALA acceptance rate", "acceptance", "fraction of accepted proposals", _suffix("acceptance")),
+    ("mobility", "Chain mobility", "‖x_K − x_0‖ / (b √(K d))",
+     "distance the chains moved over what their noise alone would move (1: free diffusion; near 0: stuck)",
+     _suffix("mobility")),
     ("bank_age", "Bank age", "mean age (steps)", "mean number of steps since each bank item was drawn as noise",
      _suffix("age")),
     ("bank_reinit", "Bank re-initialization", "fraction", "fraction of each batch drawn from fresh noise",
@@ -146,47 +149,89 @@ def _wants_log(all_values: list[np.ndarray]) -> bool:
     return bool(len(values)) and bool((values > 0).all()) and values.max() / values.min() > 1000
 
 
-def line_panel(panel: Panel, records: list[dict]) -> bytes:
-    """The panel's keys against the step: one labelled line each; many points: faint raw + EMA."""
-    fig = _figure(PANEL_SIZE)
-    ax = fig.add_subplot()
-    drawn = []
-    for index, key in enumerate(panel.keys):
-        steps, values = series(records, key)
-        if not len(steps):
-            continue
-        color = f"C{index % 10}"
-        style = "--" if key.endswith(("/energy_start", "/E+")) else "-"
-        if len(steps) > SMOOTH_ABOVE:
-            ax.plot(steps, values, style, color=color, lw=0.7, alpha=0.3)
-            ax.plot(steps, ema(values, len(values)), style, color=color, lw=1.8, label=key)
+SCALE_FLOOR = 0.1  # a series varying over less than this fraction of an axis's range gets an axis of its own
+
+
+def _extent(values: np.ndarray, log: bool) -> tuple[float, float]:
+    finite = values[np.isfinite(values)]
+    if log:
+        finite = np.log10(finite)
+    return (float(finite.min()), float(finite.max())) if len(finite) else (math.nan, math.nan)
+
+
+def scale_groups(extents: dict[str, tuple[float, float]], floor: float = SCALE_FLOOR) -> list[list[str]]:
+    """The keys split into axis groups that share one scale: in each group every series varies over
+    at least ``floor`` of the group's whole range (or all of them are constant). Widest series
+    first; each joins the first group that stays within that rule."""
+    def fits(members: list[str]) -> bool:
+        low = min(extents[k][0] for k in members)
+        high = max(extents[k][1] for k in members)
+        spans = [extents[k][1] - extents[k][0] for k in members]
+        return high - low == 0 or min(spans) >= floor * (high - low)
+
+    groups: list[list[str]] = []
+    for key in sorted(extents, key=lambda k: -(extents[k][1] - extents[k][0])):
+        for group in groups:
+            if fits(group + [key]):
+                group.append(key)
+                break
         else:
-            ax.plot(steps, values, style, color=color, lw=1.6, marker="o" if len(steps) < 12 else None, ms=3,
-                    label=key)
-        drawn.append(values)
-    if _wants_log(drawn):
-        ax.set_yscale("log")
-    if any(key.endswith("/gap") for key in panel.keys) or (
-            panel.slug == "losses" and any(np.nanmin(v) < 0 < np.nanmax(v) for v in drawn if len(v))):
-        ax.axhline(0.0, color="gray", lw=0.8, zorder=0)
-    ax.set_title(panel.title, fontsize=11)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("training step")
-    ax.set_ylabel(panel.ylabel)
-    ax.grid(alpha=0.3)
-    if drawn:
-        ax.legend(fontsize=8, loc="best", ncol=1 if len(drawn) <= 6 else 2)
-    if any(len(v) > SMOOTH_ABOVE for v in drawn):
-        ax.text(0.0, -0.22, "thin: logged values; thick: exponential moving average", transform=ax.transAxes,
-                fontsize=7, color="gray")
-    return png_bytes(fig)
+            groups.append([key])
+    order = list(extents)
+    return sorted((sorted(group, key=order.index) for group in groups), key=lambda g: order.index(g[0]))
+
+
+def line_figure(panel: Panel, records: list[dict]):
+    """The panel's keys against the step, one labelled line each (many points: faint raw + EMA),
+    on as many stacked axes as their scales need (``scale_groups``), sharing the step axis."""
+    data = {key: series(records, key) for key in panel.keys}
+    data = {key: value for key, value in data.items() if len(value[0])}
+    log = _wants_log([values for _, values in data.values()])
+    extents = {key: _extent(values, log) for key, (_, values) in data.items()}
+    groups = scale_groups({k: e for k, e in extents.items() if math.isfinite(e[0])}) or [list(data)]
+    fig = _figure((PANEL_SIZE[0], PANEL_SIZE[1] + 2.2 * (len(groups) - 1)))
+    axes = fig.subplots(len(groups), 1, sharex=True, squeeze=False)[:, 0]
+    colors = {key: f"C{index % 10}" for index, key in enumerate(panel.keys)}
+    for ax, group in zip(axes, groups):
+        for key in group:
+            steps, values = data[key]
+            style = "--" if key.endswith(("/energy_start", "/E+")) else "-"
+            if len(steps) > SMOOTH_ABOVE:
+                ax.plot(steps, values, style, color=colors[key], lw=0.7, alpha=0.3)
+                ax.plot(steps, ema(values, len(values)), style, color=colors[key], lw=1.8, label=key)
+            else:
+                ax.plot(steps, values, style, color=colors[key], lw=1.6, marker="o" if len(steps) < 12 else None,
+                        ms=3, label=key)
+        drawn = [data[key][1] for key in group]
+        if log:
+            ax.set_yscale("log")
+        if any(key.endswith("/gap") for key in group) or (
+                panel.slug == "losses" and any(np.nanmin(v) < 0 < np.nanmax(v) for v in drawn)):
+            ax.axhline(0.0, color="gray", lw=0.8, zorder=0)
+        ax.set_ylabel(panel.ylabel)
+        ax.grid(alpha=0.3)
+        if group:
+            ax.legend(fontsize=8, loc="best", ncol=1 if len(group) <= 6 else 2)
+    axes[0].set_title(panel.title + (" (one axis per scale)" if len(groups) > 1 else ""), fontsize=11)
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1].set_xlabel("training step")
+    if any(len(steps) > SMOOTH_ABOVE for steps, _ in data.values()):
+        axes[-1].text(0.0, -0.22 / len(groups), "thin: logged values; thick: exponential moving average",
+                      transform=axes[-1].transAxes, fontsize=7, color="gray")
+    return fig
+
+
+def line_panel(panel: Panel, records: list[dict]) -> bytes:
+    """``line_figure`` as PNG bytes."""
+    return png_bytes(line_figure(panel, records))
 
 
 def eval_panel(eval_records: list[dict]) -> tuple[bytes, list[str]] | None:
-    """Every scalar metric of eval.jsonl against the step, one small plot each (PNG, metric names);
-    None when there are no numeric metrics."""
+    """Every scalar metric of eval.jsonl that changes over the evaluations against the step, one
+    small plot each (PNG, metric names); None when no metric changes (a single evaluation, or
+    constants such as ``n`` or ``fd_floor``: the report's table shows those)."""
     metrics = [{"step": r.get("step"), **r.get("metrics", {})} for r in eval_records if isinstance(r.get("metrics"), dict)]
-    names = scalar_keys(metrics)
+    names = [name for name in scalar_keys(metrics) if len(set(series(metrics, name)[1].tolist())) > 1]
     if not names:
         return None
     columns = min(4, len(names))
@@ -214,7 +259,7 @@ def eval_panel(eval_records: list[dict]) -> tuple[bytes, list[str]] | None:
     return png_bytes(fig), names
 
 
-def bars_panel(title: str, values: list[float], xlabel: str = "index", ylabel: str = "count") -> bytes:
+def bars_panel(title: str, values: list[float], xlabel: str, ylabel: str = "count") -> bytes:
     """A list-valued metric (e.g. the class histogram of mode coverage) as bars."""
     fig = _figure((6.0, 2.8))
     ax = fig.add_subplot()

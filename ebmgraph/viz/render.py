@@ -12,6 +12,7 @@ from ebmgraph.viz.layout import (
     LABEL_SIZE, NAME_SIZE, TYPE_SIZE, Box, Point, Route, layout, place_labels, routes, text_width)
 
 TITLE_SIZE, LEGEND_SIZE, MARGIN = 12.0, 8.0, 0.35
+DPI = 120  # of PNG drawings: the smallest text (LABEL_SIZE points) is LABEL_SIZE * DPI / 72 pixels high
 
 
 def render_matplotlib(drawing: Drawing, path: Path) -> None:
@@ -42,7 +43,7 @@ def render_matplotlib(drawing: Drawing, path: Path) -> None:
         ax.legend(handles=_legend_handles(drawing), loc="lower center", bbox_to_anchor=(0.5, 0.0),
                   ncol=legend_columns, frameon=False, fontsize=LEGEND_SIZE, handlelength=2.6)
         metadata = {"Date": None, "Creator": "ebmgraph draw"} if path.suffix.lower() == ".svg" else {}
-        fig.savefig(path, dpi=120, metadata=metadata, facecolor="white")
+        fig.savefig(path, dpi=DPI, metadata=metadata, facecolor="white")
 
 
 def _extent(drawing: Drawing, boxes: dict[str, Box], paths: list[Route], labels: list[Point]):

@@ -13,6 +13,7 @@ import html
 import json
 import math
 import re
+import struct
 import tempfile
 from pathlib import Path
 
@@ -22,11 +23,16 @@ from ebmgraph.store.atomic import atomic_path
 from ebmgraph.store.run_files import (EVAL_FILE, EVAL_LOG, EVAL_PNG, GRAPH_FILE, METRICS_FILE, ORIGIN_FILE, PLAN_FILE,
                                       SAMPLES_DIR)
 from ebmgraph.viz import plots
+from ebmgraph.viz.layout import LABEL_SIZE
+from ebmgraph.viz.render import DPI
 
 REPORT_FILE = "report.html"
 REPORT_DIR = "report"
 MAX_SAMPLE_GRIDS = 8
+GRAPH_SCALE = 0.8  # the drawing's PNG pixels per page pixel: its 7-point labels are 9.3 px high
 STEP_PNG = re.compile(r"step_(\d+)\.png$")
+#: (x label, y label) of the list-valued evaluation metrics drawn as bars.
+BAR_AXES = {"histogram": ("predicted class (digit)", "samples"), "autocorrelation": ("lag", "autocorrelation")}
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1180px;
@@ -47,6 +53,7 @@ nav { font-size: 14px; margin: 8px 0; } nav a { margin-right: 14px; color: #2c6e
 .gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 12px; }
 .stack figure { margin-bottom: 18px; }
 img.small { max-width: min(100%, 520px); }
+.scroll { overflow-x: auto; } img.native { max-width: none; margin: 0; }
 figure { margin: 0; } figcaption { font-size: 13px; color: #444; text-align: center; }
 img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
 pre { background: #f6f8fa; border: 1px solid #ddd; padding: 10px; overflow-x: auto; font-size: 12.5px; }
@@ -63,21 +70,21 @@ class _Report:
     def add(self, anchor: str, title: str, body: str) -> None:
         self.sections.append((anchor, title, body))
 
-    def plot(self, name: str, png: bytes, alt: str, caption: str = "") -> str:
+    def plot(self, name: str, png: bytes, alt: str, caption: str = "", css: str = "", style: str = "") -> str:
         """Write ``png`` to report/NAME.png; return its embedded <figure>."""
         path = self.panel_dir / f"{plots.slug(name)}.png"
         with atomic_path(path) as temporary:
             temporary.write_bytes(png)
         self.written.append(path)
-        return _figure(png, alt, caption)
+        return _figure(png, alt, caption, css, style)
 
 
 def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _figure(png: bytes, alt: str, caption: str = "", css: str = "") -> str:
-    cls = f' class="{css}"' if css else ""
+def _figure(png: bytes, alt: str, caption: str = "", css: str = "", style: str = "") -> str:
+    cls = (f' class="{css}"' if css else "") + (f' style="{style}"' if style else "")
     text = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
     return f'<figure><img{cls} alt="{html.escape(alt)}" src="{_data_uri(png)}">{text}</figure>'
 
@@ -206,13 +213,17 @@ def _graph_section(report: _Report, spec, spec_error: str | None) -> None:
         plan = _run_plan(report.run_dir, spec)
         with tempfile.TemporaryDirectory() as tmp:
             png_path = Path(tmp) / "graph.png"
-            draw(plan, str(png_path))
+            draw(plan, str(png_path), engine="matplotlib")
             png = png_path.read_bytes()
     except Exception as error:  # the rest of the report does not depend on the drawing
         report.add("graph", "Graph", _note(f"no drawing: {type(error).__name__}: {error}"))
         return
-    report.add("graph", "Graph", report.plot("graph", png, f"dataflow graph of {spec.name}",
-                                             "the dataflow graph (ebmgraph draw)"))
+    width = round(GRAPH_SCALE * struct.unpack(">I", png[16:20])[0])  # the PNG header's width
+    figure = report.plot("graph", png, f"dataflow graph of {spec.name}",
+                         f"the dataflow graph (ebmgraph draw), its smallest text {GRAPH_SCALE * LABEL_SIZE * DPI / 72:.0f} "
+                         f"px high: a wide graph scrolls sideways; full size in {REPORT_DIR}/graph.png",
+                         "native", f"width: {width}px")
+    report.add("graph", "Graph", f'<div class="scroll">{figure}</div>')
 
 
 def _training_section(report: _Report, metrics: list[dict], spec) -> None:
@@ -269,7 +280,9 @@ def _evaluation_section(report: _Report, evaluations: list[dict]) -> None:
         parts.append(report.plot("eval_metrics", png, "evaluation metrics over training",
                                  f"{len(evaluations)} evaluation{'s' if len(evaluations) != 1 else ''} ({EVAL_LOG})"))
     elif evaluations:
-        parts.append(_note(f"{EVAL_LOG} has no numeric metrics"))
+        parts.append(f'<p class="muted">{len(evaluations)} evaluation{"s" if len(evaluations) != 1 else ""} '
+                     f"in {EVAL_LOG} and no metric that changes over them: the table below has the values (plots "
+                     "over training appear from two evaluations on).</p>")
     else:
         parts.append(_note(f"no {EVAL_LOG}: the run was not evaluated during training (eval.every) "
                            f"and `ebmgraph eval` was not run"))
@@ -289,8 +302,7 @@ def _evaluation_section(report: _Report, evaluations: list[dict]) -> None:
         bars = [(key, value) for key, value in metric_rows
                 if isinstance(value, list) and value and all(plots.is_scalar(v) for v in value)]
         figures = [report.plot(f"eval_{key}", plots.bars_panel(f"{key} (last evaluation)", value,
-                                                               *(("lag", "autocorrelation") if "autocorrelation" in key
-                                                                 else ())), key)
+                                                               *_bar_axes(key)), key)
                    for key, value in bars]
         eval_png = report.run_dir / EVAL_PNG
         if eval_png.exists():
@@ -301,6 +313,12 @@ def _evaluation_section(report: _Report, evaluations: list[dict]) -> None:
     elif not last_path.exists():
         parts.append(_note(f"no {EVAL_FILE}"))
     report.add("evaluation", "Evaluation", "\n".join(parts))
+
+
+def _bar_axes(key: str) -> tuple[str, str]:
+    """The axis labels of a list-valued metric, by its name or its last part (``energy_autocorrelation``)."""
+    return next((axes for name, axes in BAR_AXES.items() if key == name or key.endswith("_" + name)),
+                (f"{key} index", "value"))
 
 
 def _fresh_section(report: _Report) -> None:
