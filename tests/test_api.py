@@ -303,6 +303,9 @@ def test_run_evaluate_sample_and_resume(tmp_path):
     assert opened.metrics == run.metrics
     opened.resume(steps=3)
     assert [record["step"] for record in opened.metrics] == [1, 2, 3]
+    assert opened.checkpoints() == [2, 3]
+    opened.resume(steps=4, from_step=2)
+    assert [record["step"] for record in opened.metrics] == [1, 2, 3, 4] and opened.checkpoints() == [2, 4]
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         ebmgraph.open_run(tmp_path)
 

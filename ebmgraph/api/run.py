@@ -10,6 +10,7 @@ from pathlib import Path
 from ebmgraph.engine.load import load_graph
 from ebmgraph.runs.run_dir import evaluate_run, sample_run
 from ebmgraph.runs.runner import Runner
+from ebmgraph.store.checkpoint_dir import StoredCheckpoint, checkpoints
 from ebmgraph.store.run_files import EVAL_FILE, GRAPH_FILE, METRICS_FILE
 
 
@@ -52,11 +53,17 @@ class Run:
         return sample_run(self.directory, n=n, steps=steps, out=out, device=device,
                           trajectory=trajectory, weight=weight, compose=others)
 
-    def resume(self, steps: int | None = None, device: str | None = None) -> Run:
-        """Continue training exactly from the last checkpoint, up to ``steps`` in all (``run --resume``)."""
+    def resume(self, steps: int | None = None, device: str | None = None, *, from_step: int | None = None) -> Run:
+        """Continue training exactly from the last checkpoint, or from the kept checkpoint of
+        ``from_step`` (the later ones are removed), up to ``steps`` in all (``run --resume RUN_DIR[@STEP]``)."""
         overrides = () if steps is None else (f"train.steps={steps}",)
-        Runner(load_graph(self.graph_file, None, overrides), self.directory, device).run()
+        Runner(load_graph(self.graph_file, None, overrides), self.directory, device, resume_step=from_step).run()
         return self
+
+    def checkpoints(self) -> list[int]:
+        """The steps of the checkpoints the run keeps, oldest first."""
+        return [found.step for found in reversed(list(checkpoints(self.directory, digests=False)))
+                if isinstance(found, StoredCheckpoint)]
 
     def __repr__(self) -> str:
         return f"Run({str(self.directory)!r})"
