@@ -101,8 +101,9 @@ def main() -> None:
                         help="rows of these toys only (both variants)")
     parser.add_argument("--jobs", type=int, default=1, help="trainings side by side (one thread each)")
     parser.add_argument("--out", help="keep the runs here (default: a temporary directory)")
+    parser.add_argument("--no-hand", dest="hand", action="store_false", help="leave out the hand-written loop")
     args = parser.parse_args()
-    columns = [*args.graphs, "hand-written loop"]
+    columns = [*args.graphs, *(["hand-written loop"] if args.hand else [])]
     with tempfile.TemporaryDirectory() as scratch, \
             ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         root = Path(args.out or scratch)
@@ -114,7 +115,9 @@ def main() -> None:
                 for graph in args.graphs:
                     jobs[(row, graph, seed)] = pool.submit(graph_row, graph, toy, params, seed,
                                                            root / f"{graph}-{row}-{seed}")
-                jobs[(row, columns[-1], seed)] = pool.submit(hand_row, toy, params, seed, root / f"hand-{row}-{seed}")
+                if args.hand:
+                    jobs[(row, columns[-1], seed)] = pool.submit(hand_row, toy, params, seed,
+                                                                 root / f"hand-{row}-{seed}")
         lines = [f"| toy ({STEPS} steps, batch {BATCH}) | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
         for row, (toy, params) in enumerate(rows):
             cells = []
