@@ -104,14 +104,14 @@ def test_bank_graph_report_shows_banks(tmp_path):
 
 def test_panels_group_keys_by_pattern():
     keys = ["loss/cd", "loss/reg", "cd/E+", "cd/E-", "cd/gap", "chain/grad_norm", "adam/grad_norm",
-            "chain/energy_start", "chain/energy_end", "chain/acceptance", "chain/mobility", "bank/age", "bank/reinit_fraction",
+            "chain/energy_start", "chain/energy_end", "chain/acceptance", "chain/mobility", "adam/lr", "bank/age", "bank/reinit_fraction",
             "steps_per_second", "custom/thing"]
     panels = {panel.slug: panel.keys for panel in metric_panels(keys, optimizers=["adam"])}
     assert panels == {
         "optimizer_grad_norms": ("adam/grad_norm",), "losses": ("loss/cd", "loss/reg"),
         "contrastive_divergence": ("cd/E+", "cd/E-", "cd/gap"), "kernel_grad_norms": ("chain/grad_norm",),
         "chain_energies": ("chain/energy_start", "chain/energy_end"), "acceptance": ("chain/acceptance",), "mobility": ("chain/mobility",),
-        "bank_age": ("bank/age",), "bank_reinit": ("bank/reinit_fraction",),
+        "learning_rates": ("adam/lr",), "bank_age": ("bank/age",), "bank_reinit": ("bank/reinit_fraction",),
         "steps_per_second": ("steps_per_second",), "other": ("custom/thing",)}
 
 

@@ -96,6 +96,8 @@ PANEL_RULES: list[tuple[str, str, str, str, Callable[[str], bool]]] = [
      _suffix("age")),
     ("bank_reinit", "Bank re-initialization", "fraction", "fraction of each batch drawn from fresh noise",
      _suffix("reinit_fraction")),
+    ("learning_rates", "Learning rates", "learning rate", "each scheduled optimizer's learning rate at the step",
+     _suffix("lr")),
     ("steps_per_second", "Throughput", "steps / second", "training steps per second",
      lambda key: key == "steps_per_second"),
 ]
