@@ -25,6 +25,8 @@ def _load(args):
     overrides = list(args.overrides)
     if getattr(args, "steps", None) is not None:
         overrides.append(f"train.steps={args.steps}")
+    if getattr(args, "threads", None) is not None:
+        overrides.append(f"train.threads={args.threads}")
     return load_graph(args.file, args.profile, tuple(overrides), tuple(args.plugins))
 
 
@@ -42,6 +44,7 @@ def command_run(args) -> int:
                              f"({run_dir / GRAPH_FILE}); give no FILE or --profile (use --set to change it)")
         require_checkpoint(run_dir)
         overrides = tuple(args.overrides) + ((f"train.steps={args.steps}",) if args.steps is not None else ())
+        overrides += (f"train.threads={args.threads}",) if args.threads is not None else ()
         spec = load_graph(run_dir / GRAPH_FILE, None, overrides, tuple(args.plugins))
     else:
         if args.file is None:
@@ -161,6 +164,8 @@ def parser() -> argparse.ArgumentParser:
                      help="continue a run exactly from its last checkpoint, or from its kept checkpoint of STEP "
                           "(the later checkpoints are removed: the run continues from there)")
     run.add_argument("--device", help="torch device (overrides train.device)")
+    run.add_argument("--threads", type=int, help="intra-op CPU threads (overrides train.threads; default: the "
+                                                 "cores other work leaves free)")
     run.set_defaults(handler=command_run)
 
     check = sub.add_parser("check", help="check a graph; print kernels, node order and parameter counts")

@@ -17,6 +17,7 @@ from ebmgraph.engine.program import Program
 from ebmgraph.eval.requirements import check_evaluation
 from ebmgraph.runs.health import KernelHealth
 from ebmgraph.runs.tensorboard_log import TensorBoardLog, summary_writer_class
+from ebmgraph.runs.threads import run_threads
 from ebmgraph.runs.run_dir import metric_summary, write_evaluation
 from ebmgraph.errors import DataError, DivergenceError
 from ebmgraph.spec.dump import dumps
@@ -184,7 +185,14 @@ class Runner:
         bar.set_postfix(_postfix(scalars, self.program.plan.kernels(), self.health.marks), refresh=False)
 
     def run(self) -> int:
-        """Train until ``train.steps`` (or ``train.max_seconds``); returns the number of completed steps."""
+        """Train until ``train.steps`` (or ``train.max_seconds``) with ``train.threads`` intra-op
+        threads; returns the number of completed steps."""
+        with run_threads(self.spec.train.threads) as (_, warning):
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr)
+            return self._run()
+
+    def _run(self) -> int:
         train = self.spec.train
         start = load_checkpoint(self.run_dir, self.program, self.resume_step) if has_checkpoint(self.run_dir) else 0
         self.started_at = start

@@ -31,6 +31,7 @@ class TrainSpec:
     max_abs_energy: float = 1e6
     max_seconds: float | None = None
     keep_checkpoints: int = 2
+    threads: int | None = None
     log: list[Literal["jsonl", "tensorboard"]] = attrs.field(factory=lambda: ["jsonl"])
     keep_best: str | None = None
     keep_best_mode: Literal["auto", "min", "max"] = "auto"
@@ -49,6 +50,8 @@ class TrainSpec:
                if getattr(self, key) < 1]
         if not (math.isfinite(self.max_abs_energy) and self.max_abs_energy > 0):
             out.append(("max_abs_energy", f"must be a finite number > 0, found {self.max_abs_energy}"))
+        if self.threads is not None and self.threads < 1:
+            out.append(("threads", f"must be >= 1 or null (the free cores), found {self.threads}"))
         if "jsonl" not in self.log:
             out.append(("log", f"must include jsonl (metrics.jsonl is what resume, reports and divergence records "
                                f"read), found {self.log}"))
