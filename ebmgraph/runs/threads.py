@@ -2,10 +2,11 @@
 
 PyTorch's CPU kernels start one OpenMP thread per core, and those threads spin while they wait:
 two runs on a two-core machine, two threads each, slow each other down many times over. A run
-uses ``train.threads`` threads (null: as many as the cores it may run on, divided by the runs
-that are already busy, judged by the load average, and never more than the process already
-has), and warns once when its threads exceed the cores the other work leaves free. The threads
-are set for the run and restored after it."""
+uses ``train.threads`` threads (null: the threads the process has, torch's one per core unless
+its caller set fewer) and warns once, at its start, when they exceed the cores that other work
+leaves free by the load average. The load average lags by about a minute, so it only warns: a
+default that followed it would leave a run started just after a busy minute on one thread for
+all of its steps. The threads are set for the run and restored after it."""
 
 from __future__ import annotations
 
@@ -32,10 +33,9 @@ def busy_cores() -> int:
         return 0
 
 
-def choose_threads(requested: int | None, cores: int, busy: int, current: int) -> int:
-    """``requested``, or (None) the cores the other work leaves free, at least 1 and at most
-    ``current`` (the threads the process has: torch's default, or fewer set by its caller)."""
-    return requested if requested is not None else max(min(cores - busy, current), 1)
+def choose_threads(requested: int | None, current: int) -> int:
+    """``requested``, or (None) ``current``: the threads the process has."""
+    return requested if requested is not None else current
 
 
 def oversubscription_warning(threads: int, cores: int, busy: int) -> str | None:
@@ -51,7 +51,7 @@ def oversubscription_warning(threads: int, cores: int, busy: int) -> str | None:
 def run_threads(requested: int | None) -> Iterator[tuple[int, str | None]]:
     """Torch's intra-op threads for the block, restored after it; yields (threads, warning or None)."""
     cores, busy, before = usable_cores(), busy_cores(), torch.get_num_threads()
-    threads = choose_threads(requested, cores, busy, before)
+    threads = choose_threads(requested, before)
     torch.set_num_threads(threads)
     try:
         yield threads, oversubscription_warning(threads, cores, busy)
