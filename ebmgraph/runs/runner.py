@@ -23,7 +23,8 @@ from ebmgraph.errors import DataError, DivergenceError
 from ebmgraph.spec.dump import dumps
 from ebmgraph.spec.schema import GraphSpec
 from ebmgraph.store.checkpoint import latest, load_checkpoint, save_checkpoint
-from ebmgraph.store.checkpoint_dir import discard_after, has_checkpoint, prune, read_best, write_best
+from ebmgraph.store.checkpoint_dir import (discard_after, has_checkpoint, has_checkpoint_of_step, prune, read_best,
+                                           write_best)
 from ebmgraph.spec.suggest import did_you_mean
 from ebmgraph.version import __version__
 from ebmgraph.store.atomic import atomic_path
@@ -158,7 +159,7 @@ class Runner:
         if not math.isfinite(value) or (best is not None and best["metric"] == metric and
                                         (value >= best["value"] if mode == "min" else value <= best["value"])):
             return
-        if completed % train.checkpoint_every != 0 and completed != train.steps:
+        if not has_checkpoint_of_step(self.run_dir, completed):
             self._checkpoint(completed)
         write_best(self.run_dir, {"metric": metric, "mode": mode, "value": value, "step": completed})
         prune(self.run_dir, completed, train.keep_checkpoints)  # the best before is now an ordinary checkpoint

@@ -130,6 +130,11 @@ def checkpoint_of_step(run_dir: str | Path, step: int) -> StoredCheckpoint:
     return verify(found[0][1])
 
 
+def has_checkpoint_of_step(run_dir: str | Path, step: int) -> bool:
+    """Whether the run holds a checkpoint directory of ``step`` (complete or not)."""
+    return (Path(run_dir) / CHECKPOINTS / _directory_name(step)).is_dir()
+
+
 def has_checkpoint(run_dir: str | Path) -> bool:
     """Whether the run holds any checkpoint directory (complete or not): a run to resume, not to start."""
     return bool(_step_directories(Path(run_dir)))
