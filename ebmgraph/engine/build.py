@@ -23,7 +23,8 @@ class ModelBuildError(Exception):
 
 def build_models(spec: GraphSpec, device: torch.device, shape: tuple[int, ...]) -> dict[str, torch.nn.Module]:
     """Every model of the graph for data samples of ``shape``, primary models first, derived ones
-    (EMA) copied from them.
+    (EMA) copied from them; 4-D weights channels-last with ``train.channels_last``, and models
+    with ``compile: true`` compiled in place (``nn.Module.compile``: the state dict keeps its keys).
 
     Initial weights come from a generator seeded by the graph seed alone, so they do not depend
     on anything run before."""
@@ -42,6 +43,11 @@ def build_models(spec: GraphSpec, device: torch.device, shape: tuple[int, ...]) 
         cls = MODELS.get(model.type)
         if issubclass(cls, DerivedModelType) and model.config.of in models:
             models[name] = cls.build_from(model.config, models[model.config.of])
+    for name, module in models.items():
+        if spec.train.channels_last:
+            module.to(memory_format=torch.channels_last)
+        if spec.models[name].compile:
+            module.compile(mode=spec.train.compile_mode)
     return models
 
 

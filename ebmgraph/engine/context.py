@@ -23,11 +23,12 @@ class StepContext:
     randomness and resume is exact.
     ``record(name, key, value)`` stores a diagnostic (kept as a tensor; read only when logged);
     ``diagnostics_wanted`` tells nodes whether this step is logged, so diagnostics that cost extra
-    work (an energy evaluation at the chains' end) are computed only then.
+    work (an energy evaluation at the chains' end) are computed only then. ``compile_mode`` is the
+    ``torch.compile`` mode of kernels with ``compile: true`` (``train.compile_mode``).
     """
 
     def __init__(self, seed: int, step: int, device: torch.device, rank: int = 0, max_abs_energy: float = 1e6,
-                 diagnostics_wanted: bool = True):
+                 diagnostics_wanted: bool = True, compile_mode: str = "default"):
         self.seed = seed
         self.step = step
         self.device = device
@@ -35,6 +36,7 @@ class StepContext:
         self.max_abs_energy = max_abs_energy
         self.repeat = 0
         self.diagnostics_wanted = diagnostics_wanted
+        self.compile_mode = compile_mode
         self.diagnostics: dict[str, torch.Tensor | float] = {}
         self.histograms: dict[str, torch.Tensor] = {}
 

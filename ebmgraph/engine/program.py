@@ -71,14 +71,19 @@ class Program:
 
     def context(self, step: int, diagnostics_wanted: bool = True) -> StepContext:
         return StepContext(self.spec.seed, step, self.device, self.rank,
-                           max_abs_energy=self.spec.train.max_abs_energy, diagnostics_wanted=diagnostics_wanted)
+                           max_abs_energy=self.spec.train.max_abs_energy, diagnostics_wanted=diagnostics_wanted,
+                           compile_mode=self.spec.train.compile_mode)
 
     def step(self, step: int, diagnostics_wanted: bool = True
              ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, StepContext]:
-        """Run training step ``step`` (0-based); returns (losses, samples, context with diagnostics)."""
+        """Run training step ``step`` (0-based); returns (losses, samples, context with diagnostics).
+        With ``train.precision: bf16`` the step runs under bf16 autocast on the run's device."""
         ctx = self.context(step, diagnostics_wanted)
+        if self.spec.train.compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()
         try:
-            losses, samples = self._train_step(ctx, self._node_namespace, self.updater)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.spec.train.precision == "bf16"):
+                losses, samples = self._train_step(ctx, self._node_namespace, self.updater)
         except DivergenceError:
             raise
         except Exception as error:

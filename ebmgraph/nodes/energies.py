@@ -57,7 +57,7 @@ class EnergyNet(nn.Module):
         if x.dim() < 1 or x.shape[1:] != self.input_shape:
             raise ValueError(f"expected samples of shape (B, {', '.join(map(str, self.input_shape))}), "
                              f"found {tuple(x.shape)}")
-        return self.body(x).squeeze(-1)
+        return self.body(x).squeeze(-1).float()  # fp32 energies under bf16 autocast
 
 
 @attrs.define

@@ -4,6 +4,7 @@ and underdamped Langevin on the same leapfrog, as nodes over the pure chains of 
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import ClassVar
 
 import attrs
@@ -13,7 +14,8 @@ from ebmgraph.nodes.langevin_parameters import LangevinParameters
 from ebmgraph.nodes.mcmc.chains import ChainInfo, Differentiable, langevin_chain, mala_chain
 from ebmgraph.nodes.mcmc.hamiltonian import HmcParameters, UnderdampedParameters, hmc_chain, underdamped_chain
 from ebmgraph.nodes.mcmc.metropolis import log_acceptance_ratio
-from ebmgraph.nodes.mcmc.proposal import EnergyFunction, clipped_energy_and_gradient, energy_and_gradient
+from ebmgraph.nodes.mcmc.compiled import compiled_gradient
+from ebmgraph.nodes.mcmc.proposal import EnergyFunction, GradientFunction, energy_and_clipped_gradient
 from ebmgraph.nodes.ports import SAMPLE, Port, Value, model_ref
 from ebmgraph.nodes.node import Kernel
 from ebmgraph.nodes.registry import NODES
@@ -32,14 +34,22 @@ class ChainKernel(Kernel):
     outputs = (Port("x", SAMPLE, "states after the last step (a constant for parameter learning)",
                     stop_gradient=True),)
 
-    def _gradient(self, energy: EnergyFunction, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """E(x) and the clipped gradient the chain moves along (its ``gradient`` hook)."""
-        return clipped_energy_and_gradient(energy, x, self.config)
+    def clipping(self) -> tuple[float | None, float | None]:
+        """(clip by value, clip per-sample norm) of the gradient the chain moves along."""
+        return self.config.clip_grad_value, self.config.clip_grad_norm
+
+    def gradient_function(self, compile_mode: str = "default") -> GradientFunction:
+        """E(x) and the clipped gradient the chain moves along (its ``gradient`` hook), through
+        ``torch.compile`` in ``compile_mode`` when the config says ``compile: true``."""
+        value, norm = self.clipping()
+        if self.config.compile:
+            return compiled_gradient(compile_mode, value, norm)
+        return partial(energy_and_clipped_gradient, value=value, norm=norm)
 
     def sample_chain(self, ctx, energy: EnergyFunction, init: torch.Tensor, **options):
         """The chain's final state from ``init``; its diagnostics are recorded."""
         state, info = self.chain(energy, init, self.config, ctx.generator(self.name), self.models.values(),
-                                 gradient=self._gradient, **options)
+                                 gradient=self.gradient_function(ctx.compile_mode), **options)
         self._record(ctx, info, init, state.position)
         return state
 
@@ -153,8 +163,9 @@ class HamiltonianKernel(EnergyKernel):
     """Kernels on H(x, p) = E(x) / T + |p|^2 / 2 with unit mass: they move along the exact
     gradient (clipping would break the Hamiltonian) and target exp(-E / T)."""
 
-    def _gradient(self, energy: EnergyFunction, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return energy_and_gradient(energy, x)
+    def clipping(self) -> tuple[None, None]:
+        """No clipping: the exact gradient."""
+        return None, None
 
     def noise_per_step(self) -> None:
         """None: the noise enters through the momenta, not as b xi on the states."""

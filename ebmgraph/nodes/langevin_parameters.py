@@ -26,7 +26,8 @@ from ebmgraph.nodes.config_checks import clamp_problems
 @attrs.define
 class LangevinParameters:
     """Fields shared by the Langevin and MALA kernels. Give exactly one of: ``step_size`` with
-    ``noise``; ``epsilon``; or ``eta``."""
+    ``noise``; ``epsilon``; or ``eta``. ``compile`` runs each step's energy and input gradient
+    through ``torch.compile`` (``train.compile_mode``; the first steps pay the compilation)."""
 
     steps: int = 60
     step_size: float | None = None
@@ -37,6 +38,7 @@ class LangevinParameters:
     clip_grad_value: float | None = None
     clip_grad_norm: float | None = None
     clamp: tuple[float, float] | None = None
+    compile: bool = False
 
     def problems(self) -> list[tuple[str, str]]:
         """(key, message) for every inconsistency; empty when the parameters are usable."""

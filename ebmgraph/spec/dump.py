@@ -29,7 +29,8 @@ def to_dict(spec: GraphSpec) -> dict:
         "seed": spec.seed,
         **({"plugins": list(spec.plugins)} if spec.plugins else {}),
         "data": _node(spec.data),
-        "models": {name: {"type": m.type, **unstructure(m.config)} for name, m in spec.models.items()},
+        "models": {name: {"type": m.type, **({"compile": True} if m.compile else {}), **unstructure(m.config)}
+                   for name, m in spec.models.items()},
         "nodes": {name: _node(n) for name, n in spec.nodes.items()},
         "losses": {name: _node(n) for name, n in spec.losses.items()},
         "optimizers": {name: {"type": o.type, "models": list(o.models), "losses": list(o.losses),

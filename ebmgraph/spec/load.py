@@ -13,7 +13,7 @@ from ebmgraph.errors import Diagnostic, GraphError
 from ebmgraph.spec.convert import describe, structure
 from ebmgraph.spec.lr_schedule import parse_schedule
 from ebmgraph.spec.overrides import apply_profile, apply_set
-from ebmgraph.spec.schema import (BINDING_KEYS, REQUIRED_SECTIONS, SECTIONS, EvalSpec, GraphSpec, ModelSpec,
+from ebmgraph.spec.schema import (BINDING_KEYS, MODEL_KEYS, REQUIRED_SECTIONS, SECTIONS, EvalSpec, GraphSpec, ModelSpec,
                                   NodeSpec, OptimizerSpec, ScheduleSpec, TrainSpec)
 from ebmgraph.spec.source import Path_, Source
 from ebmgraph.spec.suggest import did_you_mean, one_of
@@ -117,8 +117,11 @@ class _Loader:
         return tuple(p.name for p in cls.inputs) if cls else ()
 
     def model(self, body: Any, path: Path_) -> ModelSpec | None:
-        typed = self._typed(body, path, self.catalog.models, "model", ())
-        return None if typed is None else ModelSpec(type=typed[0].type_name, config=typed[1])
+        typed = self._typed(body, path, self.catalog.models, "model", MODEL_KEYS)
+        if typed is None:
+            return None
+        compiled = structure(bool, typed[2].get("compile", False), self.src, path + ("compile",), self.errors)
+        return ModelSpec(type=typed[0].type_name, config=typed[1], compile=bool(compiled))
 
     def optimizer(self, body: Any, path: Path_) -> OptimizerSpec | None:
         typed = self._typed(body, path, self.catalog.optimizers, "optimizer", BINDING_KEYS)

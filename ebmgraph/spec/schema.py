@@ -17,7 +17,9 @@ class TrainSpec:
     final checkpoint and evaluation) once that much wall-clock time has passed. The newest
     ``keep_checkpoints`` checkpoints are kept; with ``keep_best: METRIC`` the checkpoint of the best
     evaluation so far is kept beside them (``keep_best_mode``: ``min``, ``max``, or ``auto``:
-    ``max`` for the metrics in ``HIGHER_IS_BETTER``)."""
+    ``max`` for the metrics in ``HIGHER_IS_BETTER``). ``compile_mode`` is the ``torch.compile`` mode of
+    models and kernels with ``compile: true``; ``precision: bf16`` runs the step under bf16
+    autocast; ``channels_last`` stores the models' 4-D weights channels-last (GPU convolutions)."""
 
     steps: int = 1000
     log_every: int = 10
@@ -35,6 +37,9 @@ class TrainSpec:
     log: list[Literal["jsonl", "tensorboard"]] = attrs.field(factory=lambda: ["jsonl"])
     keep_best: str | None = None
     keep_best_mode: Literal["auto", "min", "max"] = "auto"
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = False
 
     def best_mode(self) -> Literal["min", "max"]:
         """Whether ``keep_best`` keeps the smallest or the largest value of its metric."""
@@ -182,8 +187,11 @@ class NodeSpec:
 
 @attrs.define
 class ModelSpec:
+    """A model: its registered ``type`` and config; ``compile`` wraps it in ``torch.compile``."""
+
     type: str
     config: Any
+    compile: bool = False
 
 
 @attrs.define
@@ -200,6 +208,7 @@ class OptimizerSpec:
 
 
 BINDING_KEYS = ("models", "losses", "clip_grad_norm", "schedule")
+MODEL_KEYS = ("compile",)
 
 
 @attrs.define

@@ -23,12 +23,14 @@ from ebmgraph.nodes.mcmc.proposal import EnergyFunction, GradientFunction, energ
 @attrs.define
 class HamiltonianParameters:
     """``steps`` transitions of leapfrog step ``step_size`` (h) on exp(-E / ``temperature``);
-    with ``clamp`` the target is restricted to the box (moves outside it are rejected)."""
+    with ``clamp`` the target is restricted to the box (moves outside it are rejected).
+    ``compile`` runs the energy and its gradient through ``torch.compile``."""
 
     steps: int = 10
     step_size: float = 0.1
     temperature: float = 1.0
     clamp: tuple[float, float] | None = None
+    compile: bool = False
 
     @property
     def effective_temperature(self) -> float:

@@ -35,11 +35,17 @@ def clip_gradient(grad: torch.Tensor, value: float | None, norm: float | None) -
     return grad
 
 
+def energy_and_clipped_gradient(energy: EnergyFunction, x: torch.Tensor, value: float | None, norm: float | None
+                                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """E(x) per sample and its gradient clipped by ``value``, then to per-sample ``norm``."""
+    energies, grad = energy_and_gradient(energy, x)
+    return energies, clip_gradient(grad, value, norm)
+
+
 def clipped_energy_and_gradient(energy: EnergyFunction, x: torch.Tensor, parameters: LangevinParameters
                                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """E(x) per sample and its gradient clipped as ``parameters`` say (value, then per-sample norm)."""
-    value, grad = energy_and_gradient(energy, x)
-    return value, clip_gradient(grad, parameters.clip_grad_value, parameters.clip_grad_norm)
+    return energy_and_clipped_gradient(energy, x, parameters.clip_grad_value, parameters.clip_grad_norm)
 
 
 def langevin_proposal(x: torch.Tensor, grad: torch.Tensor, drift: float, noise: float,
