@@ -549,9 +549,13 @@ def test_shift_check_has_teeth():
     """Power check: a kernel whose step depends on the energy's value (here through a
     value-dependent temperature) fails the comparison above."""
     class ValueScaled(Langevin):
-        def _gradient(self, energy, x):
-            value, grad = super()._gradient(energy, x)
-            return value, grad / (1 + value.abs().view(-1, 1))
+        def gradient_function(self, compile_mode="default"):
+            gradient = super().gradient_function(compile_mode)
+
+            def scaled(energy, x):
+                value, grad = gradient(energy, x)
+                return value, grad / (1 + value.abs().view(-1, 1))
+            return scaled
     init = torch.randn((32, 3), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     config = LangevinConfig(steps=10, step_size=0.1, noise=0.4)
     plain = ValueScaled("k", config, {"energy": Bumpy()}, CPU)(_ctx(), init=init)["x"]
