@@ -36,8 +36,9 @@ from speed_timing import interleaved, peak_memory, ratio, seconds_cell, table
 
 #: A power-law exponent above this flags growth faster than linear (timing noise reaches about 0.1).
 SUPER_LINEAR = 1.15
-#: Langevin steps per timed chain: enough work per call to time, little enough to repeat.
-CHAIN_STEPS = {"2-D MLP": 20, "digits conv": 10, "3x32x32 conv": 3}
+#: (Langevin steps per timed chain, rounds per --repeats): enough work per call to time, and more
+#: rounds where a call is short (sub-millisecond steps are the noisiest).
+CHAIN_STEPS = {"2-D MLP": (100, 3), "digits conv": (20, 2), "3x32x32 conv": (3, 1)}
 
 
 def langevin_table(args) -> str:
@@ -45,10 +46,10 @@ def langevin_table(args) -> str:
     for name in ENERGIES:
         for batch in (64, 256):
             energy, shape = build_energy(name, args.device)
-            steps = CHAIN_STEPS[name]
+            steps, rounds = CHAIN_STEPS[name]
             work = chains(energy, batch, shape, steps, args.device, compiled=not args.no_compile)
             torch.testing.assert_close(work["ebmgraph"](), work["eager limit"](), rtol=0, atol=0)
-            times = interleaved(work, args.repeats, args.device)
+            times = interleaved(work, args.repeats * rounds, args.device)
             per_step = {k: [t / steps for t in v] for k, v in times.items()}
             limit = per_step["eager limit"]
             row = [name, str(batch)] + [seconds_cell(per_step[k]) for k in work]

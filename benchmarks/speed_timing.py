@@ -3,7 +3,7 @@ peak memory of a function run in a fresh process."""
 
 from __future__ import annotations
 
-import ctypes
+import itertools
 import statistics
 import time
 from collections.abc import Callable
@@ -52,16 +52,10 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def _resident_kib() -> tuple[int, int]:
-    """(resident set, its high-water mark) of this process in KiB."""
-    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
-    return int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0])
-
-
 def _peak_in_process(make: Callable[[], Callable[[], object]], calls: int, device: str) -> float:
-    """MiB that ``calls`` calls of ``make()``'s function need beyond what lives between calls
-    (the CUDA allocator's peak on a GPU; on the CPU the resident set's high-water mark, reset
-    after freed memory is handed back to the system)."""
+    """MiB of tensors that one of ``calls`` calls of ``make()``'s function holds at its peak beyond
+    what was allocated before it (the CUDA allocator's peak on a GPU; on the CPU the running sum
+    of the profiler's allocation and release events, which counts tensors exactly)."""
     torch.set_num_threads(1)
     run = make()
     run()  # allocate what lives across steps (optimizer moments, banks) first
@@ -72,13 +66,14 @@ def _peak_in_process(make: Callable[[], Callable[[], object]], calls: int, devic
         for _ in range(calls):
             run()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")  # VmHWM := VmRSS
-    base, _ = _resident_kib()
+    peaks = []
     for _ in range(calls):
-        run()
-    return (_resident_kib()[1] - base) / 2**10
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as profile:
+            run()
+        changes = sorted((event.time_range.start, event.cpu_memory_usage) for event in profile.events()
+                         if event.name == "[memory]")
+        peaks.append(max(itertools.accumulate(change for _, change in changes), default=0))
+    return max(peaks) / 2**20
 
 
 def peak_memory(make: Callable[[], Callable[[], object]], calls: int = 3, device: str = "cpu") -> float:

@@ -31,7 +31,31 @@ def _load(args):
 
 
 def command_run(args) -> int:
+    from ebmgraph.runs.distributed import launch, world_from_environment
+
+    world = world_from_environment()
+    if args.nproc > 1 and world.world_size == 1:
+        return launch(_without_nproc(args.argv), args.nproc)
+    return _run_in(world, args)
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command line with its ``--nproc N`` (or ``--nproc=N``) taken out, for the workers."""
+    out, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--nproc="):
+            skip = False
+            continue
+        skip = arg == "--nproc"
+        if not skip:
+            out.append(arg)
+    return out
+
+
+def _run_in(world, args) -> int:
+    """``ebmgraph run`` in this process: alone, or as one rank of a torchrun world."""
     from ebmgraph.engine.load import load_graph
+    from ebmgraph.runs.distributed import process_group, rank_device, shared_choice
     from ebmgraph.runs.run_dir import refuse_other_graph, require_checkpoint
     from ebmgraph.runs.runner import Runner, new_run_dir
     from ebmgraph.store.run_files import GRAPH_FILE
@@ -52,9 +76,16 @@ def command_run(args) -> int:
         spec = _load(args)
         run_dir = Path(args.out) if args.out else new_run_dir(spec.train.out, spec.name)
         refuse_other_graph(run_dir, spec)
-    runner = Runner(spec, run_dir, args.device, resume_step)
-    print(f"run directory: {run_dir}", file=sys.stderr)
-    completed = runner.run()
+    device = rank_device(args.device or spec.train.device, world)
+    with process_group(world, device):
+        run_dir = shared_choice(run_dir, world)  # the directory rank 0's clock named
+        runner = Runner(spec, run_dir, device, resume_step, world)
+        if world.leader:
+            print(f"run directory: {run_dir}" + (f" ({world.world_size} processes)" if world.world_size > 1 else ""),
+                  file=sys.stderr)
+        completed = runner.run()
+    if not world.leader:
+        return 0
     if completed == runner.started_at:
         print(f"nothing trained: {run_dir} already holds step {completed} and train.steps is {spec.train.steps}; "
               f"to train further: ebmgraph run --resume {run_dir} --steps N (N > {completed})", file=sys.stderr)
@@ -165,7 +196,10 @@ def parser() -> argparse.ArgumentParser:
                           "(the later checkpoints are removed: the run continues from there)")
     run.add_argument("--device", help="torch device (overrides train.device)")
     run.add_argument("--threads", type=int, help="intra-op CPU threads (overrides train.threads; default: the "
-                                                 "cores other work leaves free)")
+                                                 "process's own)")
+    run.add_argument("--nproc", type=int, default=1, metavar="N",
+                     help="train data-parallel in N processes on this machine, started through torchrun (the "
+                          "graph's batch is the global batch; docs/distributed.md)")
     run.set_defaults(handler=command_run)
 
     check = sub.add_parser("check", help="check a graph; print kernels, node order and parameter counts")
@@ -224,7 +258,9 @@ def _import_plugins(entries: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    args.argv = argv
     try:
         _import_plugins(args.plugins)
         return args.handler(args)

@@ -1,7 +1,8 @@
 """Tests' access to a run's newest checkpoint: its state, and writing an edited state back as a
 complete checkpoint (a new manifest, the same banks)."""
 
-from ebmgraph.store.checkpoint import BANKS, STATE, latest, read_state, state_bytes
+from ebmgraph.store.checkpoint import STATE, latest, read_state, state_bytes
+from ebmgraph.store.rank_shards import BANKS
 from ebmgraph.store.checkpoint_dir import write_checkpoint
 
 

@@ -14,7 +14,8 @@ import torch
 from ebmgraph.errors import DataError
 from ebmgraph.runs.runner import Runner
 from ebmgraph.store.banks_h5 import read_bank_states
-from ebmgraph.store.checkpoint import BANKS, STATE, latest, load_checkpoint
+from ebmgraph.store.checkpoint import STATE, latest, load_checkpoint
+from ebmgraph.store.rank_shards import BANKS
 from ebmgraph.store.checkpoint_dir import MANIFEST, DamagedCheckpoint, verify, write_checkpoint
 from tests.checkpoint_files import final_state
 

@@ -12,7 +12,8 @@ import torch
 from ebmgraph.engine.load import load_graph
 from ebmgraph.runs.runner import Runner
 from ebmgraph.store.banks_h5 import read_bank_states
-from ebmgraph.store.checkpoint import BANKS, latest
+from ebmgraph.store.checkpoint import latest
+from ebmgraph.store.rank_shards import BANKS
 from tests.checkpoint_files import final_state
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -20,7 +20,8 @@ class StepContext:
 
     ``generator(name)`` gives the node its own ``torch.Generator`` seeded from (seed, name, step,
     rank, and the repetition of a repeated phase): adding a node never changes another node's
-    randomness and resume is exact.
+    randomness and resume is exact; ``generator(name, shared=True)`` is the same on every rank
+    (rank ``rank`` of ``world_size`` takes its share of one draw, e.g. of the batch).
     ``record(name, key, value)`` stores a diagnostic (kept as a tensor; read only when logged);
     ``diagnostics_wanted`` tells nodes whether this step is logged, so diagnostics that cost extra
     work (an energy evaluation at the chains' end) are computed only then. ``compile_mode`` is the
@@ -28,11 +29,11 @@ class StepContext:
     """
 
     def __init__(self, seed: int, step: int, device: torch.device, rank: int = 0, max_abs_energy: float = 1e6,
-                 diagnostics_wanted: bool = True, compile_mode: str = "default"):
+                 diagnostics_wanted: bool = True, compile_mode: str = "default", world_size: int = 1):
         self.seed = seed
         self.step = step
         self.device = device
-        self.rank = rank
+        self.rank, self.world_size = rank, world_size
         self.max_abs_energy = max_abs_energy
         self.repeat = 0
         self.diagnostics_wanted = diagnostics_wanted
@@ -40,9 +41,9 @@ class StepContext:
         self.diagnostics: dict[str, torch.Tensor | float] = {}
         self.histograms: dict[str, torch.Tensor] = {}
 
-    def generator(self, name: str) -> torch.Generator:
+    def generator(self, name: str, shared: bool = False) -> torch.Generator:
         generator = torch.Generator(device=self.device)
-        labels = (name, self.step, self.rank) + ((self.repeat,) if self.repeat else ())
+        labels = (name, self.step, 0 if shared else self.rank) + ((self.repeat,) if self.repeat else ())
         generator.manual_seed(derive_seed(self.seed, *labels))
         return generator
 

@@ -13,6 +13,7 @@ from ebmgraph.errors import DataError, DivergenceError, NodeError
 from ebmgraph.engine.check import check_and_build
 from ebmgraph.engine.codegen import node_location, generate
 from ebmgraph.engine.context import StepContext
+from ebmgraph.engine.distributed import broadcast_models, rank_spec
 from ebmgraph.engine.plan import StepPlan
 from ebmgraph.engine.updates import Updater
 from ebmgraph.nodes.node import Bank, Stateful
@@ -36,17 +37,22 @@ def usable_device(name: str | torch.device) -> torch.device:
 
 
 class Program:
-    """Everything a run needs: ``program.step(step_number)`` runs one compiled training step."""
+    """Everything a run needs: ``program.step(step_number)`` runs one compiled training step.
+    Rank ``rank`` of ``world_size`` data-parallel processes (torch.distributed initialized) draws
+    its share of the graph's batch and averages its gradients with the others' (engine/distributed.py)."""
 
-    def __init__(self, spec: GraphSpec, device: str | torch.device | None = None, rank: int = 0):
+    def __init__(self, spec: GraphSpec, device: str | torch.device | None = None, rank: int = 0,
+                 world_size: int = 1):
         self.spec = spec
         self.device = usable_device(device or spec.train.device)
-        self.rank = rank
-        built = check_and_build(spec, self.device)
+        self.rank, self.world_size = rank, world_size
+        built = check_and_build(rank_spec(spec, world_size), self.device)
         self.plan: StepPlan = built.plan
         self.models = built.models
         self.nodes = built.nodes
-        self.updater = Updater(spec, self.models)
+        if world_size > 1:
+            broadcast_models(self.models)
+        self.updater = Updater(spec, self.models, world_size)
         self.source = generate(self.plan)
         self.filename = f"<ebmgraph step: {spec.name}>"
         linecache.cache[self.filename] = (len(self.source.text), None, self.source.text.splitlines(True),
@@ -70,7 +76,7 @@ class Program:
                 and not isinstance(node, Bank)}
 
     def context(self, step: int, diagnostics_wanted: bool = True) -> StepContext:
-        return StepContext(self.spec.seed, step, self.device, self.rank,
+        return StepContext(self.spec.seed, step, self.device, self.rank, world_size=self.world_size,
                            max_abs_energy=self.spec.train.max_abs_energy, diagnostics_wanted=diagnostics_wanted,
                            compile_mode=self.spec.train.compile_mode)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from ebmgraph.engine.distributed import average_gradients
 from ebmgraph.engine.lr_schedules import build_schedule
 from ebmgraph.nodes.catalog import MODELS, OPTIMIZERS
 from ebmgraph.nodes.ema import ema_update
@@ -19,7 +20,11 @@ class ScheduleStateError(ValueError):
 
 
 class Updater:
-    def __init__(self, spec: GraphSpec, models: dict[str, torch.nn.Module]):
+    """The optimizers of a graph; with ``world_size`` > 1 each gradient is averaged over the ranks
+    before its optimizer steps, so every rank takes the same step."""
+
+    def __init__(self, spec: GraphSpec, models: dict[str, torch.nn.Module], world_size: int = 1):
+        self.world_size = world_size
         self.parameters: dict[str, list[torch.nn.Parameter]] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.clip: dict[str, float | None] = {}
@@ -43,6 +48,8 @@ class Updater:
         for index, name in enumerate(names):
             gradients[name] = torch.autograd.grad(losses[name], self.parameters[name],
                                                   retain_graph=index < len(names) - 1, allow_unused=True)
+            if self.world_size > 1:
+                gradients[name] = average_gradients(gradients[name], self.world_size)
         for name in names:
             for param, grad in zip(self.parameters[name], gradients[name]):
                 param.grad = grad

@@ -166,9 +166,12 @@ class _Dataset(DataSource):
                 "y": Value(LABEL, None if self.train_labels is None else (batch,))}
 
     def __call__(self, ctx) -> dict[str, torch.Tensor]:
-        generator = ctx.generator(self.name)
+        """A batch drawn without replacement; rank r of W data-parallel ranks takes the r-th share
+        of one global draw of W * batch_size (the same permutation on every rank)."""
+        generator = ctx.generator(self.name, shared=True)
         index = torch.randperm(len(self._train), generator=generator, device=generator.device)
-        index = index[: self.config.batch_size].to(self.device)
+        share = self.config.batch_size
+        index = index[ctx.rank * share: (ctx.rank + 1) * share].to(self.device)
         batch = {"x": self.to_samples(self._train_on_device[index])}
         return batch if self._labels_on_device is None else {**batch, "y": self._labels_on_device[index]}
 

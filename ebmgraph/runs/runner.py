@@ -15,6 +15,7 @@ from tqdm import tqdm
 from ebmgraph.engine.plan_record import plan_record
 from ebmgraph.engine.program import Program
 from ebmgraph.eval.requirements import check_evaluation
+from ebmgraph.runs.distributed import World, barrier
 from ebmgraph.runs.health import KernelHealth
 from ebmgraph.runs.tensorboard_log import TensorBoardLog, summary_writer_class
 from ebmgraph.runs.threads import run_threads
@@ -23,6 +24,7 @@ from ebmgraph.errors import DataError, DivergenceError
 from ebmgraph.spec.dump import dumps
 from ebmgraph.spec.schema import GraphSpec
 from ebmgraph.store.checkpoint import latest, load_checkpoint, save_checkpoint
+from ebmgraph.store.rank_shards import on_any_rank
 from ebmgraph.store.checkpoint_dir import (discard_after, has_checkpoint, has_checkpoint_of_step, prune, read_best,
                                            write_best)
 from ebmgraph.spec.suggest import did_you_mean
@@ -97,15 +99,21 @@ def _drop_records_after(path: Path, step: int) -> dict | None:
 
 class Runner:
     """Runs a Program for ``spec.train.steps`` steps in ``run_dir`` (continuing from its newest
-    checkpoint, or from the checkpoint of ``resume_step``, when it holds one)."""
+    checkpoint, or from the checkpoint of ``resume_step``, when it holds one). In a data-parallel
+    run (``world``: this process's rank among torchrun's workers) every rank trains and takes part
+    in checkpoints; rank 0 alone writes the run's files, logs, pictures and evaluations."""
 
     def __init__(self, spec: GraphSpec, run_dir: str | Path, device: str | None = None,
-                 resume_step: int | None = None):
+                 resume_step: int | None = None, world: World = World()):
         self.spec = spec
         self.run_dir = Path(run_dir)
         self.resume_step = resume_step
         self.started_at = 0
-        self.program = Program(spec, device)
+        self.world = world
+        if world.world_size > 1 and spec.train.keep_best:
+            raise DataError("train.keep_best needs one process: the best checkpoint is chosen by rank 0's "
+                            "evaluation while every rank writes its bank shard; run without --nproc, or drop keep_best")
+        self.program = Program(spec, device, world.rank, world.world_size)
         check_evaluation(self.program.plan)
         self.health = KernelHealth()
         self.reference = self.program.plot_reference()
@@ -194,9 +202,44 @@ class Runner:
             return self._run()
 
     def _run(self) -> int:
-        train = self.spec.train
+        train, leader = self.spec.train, self.world.leader
         start = load_checkpoint(self.run_dir, self.program, self.resume_step) if has_checkpoint(self.run_dir) else 0
         self.started_at = start
+        barrier(self.world)  # every rank has read its checkpoint before rank 0 removes any
+        if leader:
+            self._prepare_run_dir(start)
+        deadline = time.perf_counter() + train.max_seconds if train.max_seconds else None
+        timing = [time.perf_counter(), start]
+        completed = start
+        if "tensorboard" in train.log and start < train.steps and leader:
+            self.tensorboard = TensorBoardLog(self.run_dir, start, dumps(self.spec))
+        metrics_file = (self.run_dir / METRICS_FILE).open("a") if leader else contextlib.nullcontext()
+        with self._closing_tensorboard(), metrics_file as metrics, tqdm(
+                total=train.steps, initial=start, desc=self.spec.name, disable=not (train.progress and leader),
+                dynamic_ncols=True, unit="step") as bar:
+            for step in range(start, train.steps):
+                completed = step + 1
+                final = completed == train.steps or self._out_of_time(deadline)
+                logged = completed % train.log_every == 0 or final
+                losses, samples, ctx = self._step(step, logged)
+                self.health.observe(ctx.diagnostics)
+                if logged and leader:
+                    self._log(metrics, bar, losses, ctx, completed, timing)
+                if (completed % train.sample_every == 0 or final) and leader:
+                    self._save_samples(samples, completed)
+                if completed % train.checkpoint_every == 0 or final:
+                    self._checkpoint(completed)
+                if (final or (self.spec.eval.every and completed % self.spec.eval.every == 0)) and leader:
+                    self._evaluate(completed, bar)
+                bar.update(1)
+                if final:
+                    break
+        return completed
+
+    def _prepare_run_dir(self, start: int) -> None:
+        """Rank 0, before the first step: the checkpoints after a resumed one and leftovers of a
+        crash removed, the run's files written, the logs cut back to the checkpoint."""
+        train = self.spec.train
         if self.resume_step is not None:
             removed = discard_after(self.run_dir, start)
             if removed:
@@ -206,32 +249,10 @@ class Runner:
         self._write_static_files()  # after loading: a refused resume leaves the run's files as they were
         self.last_record = _drop_records_after(self.run_dir / METRICS_FILE, start)
         _drop_records_after(self.run_dir / EVAL_LOG, start)
-        deadline = time.perf_counter() + train.max_seconds if train.max_seconds else None
-        timing = [time.perf_counter(), start]
-        completed = start
-        if "tensorboard" in train.log and start < train.steps:
-            self.tensorboard = TensorBoardLog(self.run_dir, start, dumps(self.spec))
-        with self._closing_tensorboard(), (self.run_dir / METRICS_FILE).open("a") as metrics, tqdm(
-                total=train.steps, initial=start, desc=self.spec.name, disable=not train.progress,
-                dynamic_ncols=True, unit="step") as bar:
-            for step in range(start, train.steps):
-                completed = step + 1
-                final = completed == train.steps or (deadline is not None and time.perf_counter() > deadline)
-                logged = completed % train.log_every == 0 or final
-                losses, samples, ctx = self._step(step, logged)
-                self.health.observe(ctx.diagnostics)
-                if logged:
-                    self._log(metrics, bar, losses, ctx, completed, timing)
-                if completed % train.sample_every == 0 or final:
-                    self._save_samples(samples, completed)
-                if completed % train.checkpoint_every == 0 or final:
-                    self._checkpoint(completed)
-                if final or (self.spec.eval.every and completed % self.spec.eval.every == 0):
-                    self._evaluate(completed, bar)
-                bar.update(1)
-                if final:
-                    break
-        return completed
+
+    def _out_of_time(self, deadline: float | None) -> bool:
+        """Past ``train.max_seconds`` (on any rank: all ranks stop at the same step)."""
+        return deadline is not None and on_any_rank(time.perf_counter() > deadline, self.world.world_size)
 
     @contextlib.contextmanager
     def _closing_tensorboard(self):

@@ -20,9 +20,9 @@ from ebmgraph.store.banks_h5 import banks_bytes, load_banks
 from ebmgraph.store.checkpoint_dir import (KEEP, DamagedCheckpoint, StoredCheckpoint, checkpoint_of_step, checkpoints,
                                            write_checkpoint)
 from ebmgraph.store.finite import first_non_finite
+from ebmgraph.store.rank_shards import banks_file, gathered, on_any_rank
 
 STATE = "state.pt"
-BANKS = "banks.h5"
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -34,26 +34,35 @@ def state_bytes(state: dict) -> bytes:
     return buffer.getvalue()
 
 
-def save_checkpoint(run_dir: str | Path, program, step: int, keep: int = KEEP) -> StoredCheckpoint:
+def save_checkpoint(run_dir: str | Path, program, step: int, keep: int = KEEP) -> StoredCheckpoint | None:
     """Write the checkpoint of ``step``. Nothing is written when any parameter, optimizer state or
-    bank holds a non-finite value (DivergenceError): the last checkpoint stays the last good one."""
-    banks = program.banks()
+    bank (of any rank) holds a non-finite value (DivergenceError): the last checkpoint stays the
+    last good one. In a data-parallel run every rank calls this; rank 0 writes the models and
+    optimizers (the same on every rank), every rank's bank shard and RNG state, and returns the
+    checkpoint (None on the other ranks)."""
+    banks, rank, world_size = program.banks(), program.rank, program.world_size
     state = {
         "step": step,
         "models": {name: model.state_dict() for name, model in program.models.items()},
         "optimizers": program.updater.state_dict(),
         "lr_schedules": program.updater.schedules_state_dict(),
         "nodes": {name: node.state_dict() for name, node in program.stateful().items()},
-        "torch_rng": torch.get_rng_state(),
+        "world_size": world_size,
     }
     bad = first_non_finite({**{key: state[key] for key in ("models", "optimizers", "nodes")},
                             "banks": {name: bank.state_dict() for name, bank in banks.items()}})
-    if bad is not None:
-        raise DivergenceError(f"step {step}: not checkpointed: '{bad[0]}' holds non-finite values",
-                              {bad[0]: statistics(bad[1])})
+    if on_any_rank(bad is not None, world_size):
+        where = f"'{bad[0]}'" if bad is not None else "another rank's state"
+        raise DivergenceError(f"step {step}: not checkpointed: {where} holds non-finite values"
+                              + (f" (rank {rank})" if world_size > 1 and bad is not None else ""),
+                              {bad[0]: statistics(bad[1])} if bad is not None else {})
+    rng = gathered(torch.get_rng_state(), rank, world_size)
+    shards = gathered(banks_bytes(banks, step) if banks else None, rank, world_size)
+    if rank != 0:
+        return None
+    state["torch_rng"] = rng[0] if world_size == 1 else rng
     files = {STATE: lambda: state_bytes(state)}
-    if banks:
-        files[BANKS] = lambda: banks_bytes(banks, step)
+    files.update({banks_file(r): (lambda shard=shard: shard) for r, shard in enumerate(shards) if shard is not None})
     return write_checkpoint(run_dir, step, files, keep)
 
 
@@ -93,15 +102,15 @@ def latest(run_dir: str | Path) -> StoredCheckpoint:
     return _first_usable(run_dir, lambda checkpoint: checkpoint)
 
 
-def _load_models(checkpoint: StoredCheckpoint, models: dict[str, torch.nn.Module]) -> dict:
-    state = read_state(checkpoint)
-    for name, model in models.items():
-        model.load_state_dict(state["models"][name])
-    return state
-
-
 def _restore(checkpoint: StoredCheckpoint, program) -> int:
-    state = _load_models(checkpoint, program.models)
+    state = read_state(checkpoint)
+    written_by = state.get("world_size", 1)
+    if written_by != program.world_size:
+        raise DataError(f"checkpoint '{checkpoint.path}' was written by {written_by} process(es) and this run has "
+                        f"{program.world_size}: each process keeps its own bank shard and RNG stream, which do not "
+                        f"re-shard; resume with --nproc {written_by}")
+    for name, model in program.models.items():
+        model.load_state_dict(state["models"][name])
     program.updater.load_state_dict(state["optimizers"])
     try:  # checkpoints written before schedules existed hold none
         program.updater.load_schedules_state_dict(state.get("lr_schedules", {}))
@@ -109,9 +118,9 @@ def _restore(checkpoint: StoredCheckpoint, program) -> int:
         raise DataError(f"checkpoint '{checkpoint.file(STATE)}': {error}") from None
     for name, node in program.stateful().items():
         node.load_state_dict(state["nodes"][name])
-    torch.set_rng_state(state["torch_rng"])
+    torch.set_rng_state(state["torch_rng"] if written_by == 1 else state["torch_rng"][program.rank])
     if program.banks():
-        load_banks(checkpoint.file(BANKS), program.banks(), state["step"])
+        load_banks(checkpoint.file(banks_file(program.rank)), program.banks(), state["step"])
     return state["step"]
 
 

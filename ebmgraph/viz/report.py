@@ -335,7 +335,8 @@ def _fresh_section(report: _Report) -> None:
 
 def _banks_section(report: _Report) -> None:
     from ebmgraph.store.banks_h5 import read_bank_states
-    from ebmgraph.store.checkpoint import BANKS, latest
+    from ebmgraph.store.checkpoint import latest
+    from ebmgraph.store.rank_shards import BANKS
     from ebmgraph.store.checkpoint_dir import has_checkpoint
     from ebmgraph.viz.grids import save_samples_png
 

@@ -1,0 +1,47 @@
+"""benchmarks/speed.py compares like with like: its hand-written steps give the engine's losses
+(through a bank's reservoir replacement and history set), and the kernel, the eager limit and
+the naive loop run the same chain exactly."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+from speed_langevin import build_energy, chains  # noqa: E402
+from speed_steps import GRAPHS, assert_equal_losses, engine_and_hand  # noqa: E402
+from speed_timing import interleaved  # noqa: E402
+
+TINY = ("data.batch_size=8", "models.energy.channels=4", "nodes.negatives.steps=3")
+BANKS = ("nodes.bank.capacity=20",)
+
+
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_hand_written_steps_give_the_engine_losses(graph):
+    overrides = TINY + (BANKS if graph != "short_run" else ()) + (("nodes.bank.history=10",)
+                                                                   if graph == "improved_cd" else ())
+    program, hand = engine_and_hand(graph, overrides)
+    assert_equal_losses(program, hand, 6)  # 48 samples offered to 20 slots: replacement and history
+
+
+def test_a_hand_step_that_differs_is_caught():
+    program, hand = engine_and_hand("short_run", TINY)
+    hand.kernel.step_size *= 1.5
+    with pytest.raises(AssertionError, match="cd"):
+        assert_equal_losses(program, hand, 2)
+
+
+def test_the_kernel_chain_is_the_eager_limit_chain():
+    energy, shape = build_energy("digits conv", torch.device("cpu"))
+    work = chains(energy, 4, shape, 3, torch.device("cpu"), compiled=False)
+    limit = work["eager limit"]()
+    torch.testing.assert_close(work["ebmgraph"](), limit, rtol=0, atol=0)
+    torch.testing.assert_close(work["naive"](), limit, rtol=0, atol=0)  # the same chain, only slower
+
+
+def test_interleaved_rounds_alternate_their_order():
+    calls = []
+    interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3, torch.device("cpu"), warmup=0)
+    assert calls == ["a", "b", "b", "a", "a", "b"]
