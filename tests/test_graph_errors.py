@@ -25,7 +25,7 @@ from ebmgraph.spec.suggest import one_of
 
 DIR = os.path.relpath(Path(__file__).parent / "broken_graphs")
 
-LANGEVIN_KEYS = ("'clamp', 'clip_grad_norm', 'clip_grad_value', 'differentiable', 'energy', 'epsilon', 'eta', "
+LANGEVIN_KEYS = ("'clamp', 'clip_grad_norm', 'clip_grad_value', 'compile', 'differentiable', 'energy', 'epsilon', 'eta', "
                  "'init', 'noise', 'step_size', 'steps', 'temperature', 'type'")
 SECTIONS = ("'data', 'eval', 'losses', 'models', 'name', 'nodes', 'optimizers', 'paper', 'plugins', 'profiles', 'schedule', "
             "'seed', 'train'")

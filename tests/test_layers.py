@@ -1,5 +1,5 @@
 """The package's layers: imports only go down spec -> nodes -> engine -> (store, eval, viz) -> runs ->
-(api, cli) -> the package's public face (ebmgraph/__init__.py), with no import cycle between
+(api, cli) -> the package's public face (ebmgraph/__init__.py, and __main__.py for python -m), with no import cycle between
 packages (lazy imports inside functions count too)."""
 
 import ast
@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ebmgraph"
 
 # Lower layers first; packages of the same layer may import each other as long as no cycle forms.
 LAYERS = {"version": 0, "errors": 0, "spec": 1, "nodes": 2, "engine": 3, "store": 4, "eval": 4, "viz": 4, "runs": 5,
-          "api": 6, "cli": 6, "__init__": 7}
+          "api": 6, "cli": 6, "__main__": 7, "__init__": 7}
 
 
 def unit(path: Path) -> str:
