@@ -1,10 +1,11 @@
 """Speed of ebmgraph against hand-written PyTorch, measured side by side in one process.
 
-    python benchmarks/speed.py                      # every table, one thread (about 20 minutes here)
+    python benchmarks/speed.py                      # every table, one thread (about 25 minutes here)
     python benchmarks/speed.py --tables langevin steps --repeats 5 --device cuda
 
 Tables (markdown, times in milliseconds as median (min–max) over ``--repeats`` interleaved
-rounds: every variant runs once per round, so a slow spell of the machine hits all alike):
+rounds: every variant runs once per round, so a slow spell of the machine hits all alike;
+ratios as the median of the two timings' ratio within a round, with its interquartile range):
 
 - ``langevin``: one Langevin step of ebmgraph's kernel (eager and ``compile: true``) against the
   eager limit (one forward and one input-backward, parameters frozen) and the naive loop
@@ -32,13 +33,13 @@ import torch
 from speed_banks import bank_fraction, cifar_bank, hdf5_rows
 from speed_langevin import ENERGIES, build_energy, chains
 from speed_steps import GRAPHS, assert_equal_losses, engine_and_hand, engine_step
-from speed_timing import interleaved, peak_memory, ratio, seconds_cell, table
+from speed_timing import interleaved, peak_memory, ratio_cell, seconds_cell, table
 
 #: A power-law exponent above this flags growth faster than linear (timing noise reaches about 0.1).
 SUPER_LINEAR = 1.15
 #: (Langevin steps per timed chain, rounds per --repeats): enough work per call to time, and more
 #: rounds where a call is short (sub-millisecond steps are the noisiest).
-CHAIN_STEPS = {"2-D MLP": (100, 3), "digits conv": (20, 2), "3x32x32 conv": (3, 1)}
+CHAIN_STEPS = {"2-D MLP": (100, 3), "digits conv": (20, 3), "3x32x32 conv": (3, 2)}
 
 
 def langevin_table(args) -> str:
@@ -53,7 +54,7 @@ def langevin_table(args) -> str:
             per_step = {k: [t / steps for t in v] for k, v in times.items()}
             limit = per_step["eager limit"]
             row = [name, str(batch)] + [seconds_cell(per_step[k]) for k in work]
-            row += [f"{ratio(per_step[k], limit):.3f}" for k in work if k != "eager limit"]
+            row += [ratio_cell(per_step[k], limit) for k in work if k != "eager limit"]
             rows.append(row)
             print(f"langevin: {name}, batch {batch} done", flush=True)
     variants = list(work)
@@ -86,7 +87,7 @@ def steps_table(args) -> str:
         memory = [peak_memory(partial(runner, graph), device=str(args.device)) for runner in (_engine_runner,
                                                                                                _hand_runner)]
         rows.append([graph, seconds_cell(times["engine"]), seconds_cell(times["hand"]),
-                     f"{ratio(times['engine'], times['hand']):.3f}", f"{memory[0]:.1f}", f"{memory[1]:.1f}",
+                     ratio_cell(times["engine"], times["hand"]), f"{memory[0]:.1f}", f"{memory[1]:.1f}",
                      f"{memory[0] / memory[1]:.2f}" if memory[1] > 0 else "–"])
         print(f"steps: {graph} done", flush=True)
     return table(["graph (default profile)", "compiled step (ms)", "by hand (ms)", "step / hand",
@@ -148,8 +149,9 @@ TABLES = {"langevin": langevin_table, "steps": steps_table, "scaling": scaling_t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", nargs="*", default=list(TABLES), choices=list(TABLES))
-    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds per measurement")
-    parser.add_argument("--step-repeats", type=int, default=15, help="interleaved rounds of the whole steps")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds per measurement (x3 for the MLP and "
+                                                               "digits energies, x2 for the 3x32x32 one)")
+    parser.add_argument("--step-repeats", type=int, default=25, help="interleaved rounds of the whole steps")
     parser.add_argument("--scaling-repeats", type=int, default=3)
     parser.add_argument("--check-steps", type=int, default=3, help="steps whose losses must agree before timing")
     parser.add_argument("--bank-steps", type=int, default=40)

@@ -43,8 +43,12 @@ def seconds_cell(values: list[float], scale: float = 1e3) -> str:
     return f"{statistics.median(values) * scale:.1f} ({min(values) * scale:.1f}–{max(values) * scale:.1f})"
 
 
-def ratio(values: list[float], reference: list[float]) -> float:
-    return statistics.median(values) / statistics.median(reference)
+def ratio_cell(values: list[float], reference: list[float]) -> str:
+    """The median over rounds of the ratio of two timings taken in the same round, with the
+    interquartile range of those ratios: ``1.012 (0.981–1.040)``."""
+    ratios = sorted(v / r for v, r in zip(values, reference))
+    low, _, high = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+    return f"{statistics.median(ratios):.3f} ({low:.3f}–{high:.3f})"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -54,8 +58,9 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 def _peak_in_process(make: Callable[[], Callable[[], object]], calls: int, device: str) -> float:
     """MiB of tensors that one of ``calls`` calls of ``make()``'s function holds at its peak beyond
-    what was allocated before it (the CUDA allocator's peak on a GPU; on the CPU the running sum
-    of the profiler's allocation and release events, which counts tensors exactly)."""
+    what was allocated before it (the CUDA allocator's peak on a GPU; on the CPU the running sum,
+    in time order, of the bytes each profiled operator allocates less what it frees, and of the
+    releases outside operators: tensors only, counted exactly)."""
     torch.set_num_threads(1)
     run = make()
     run()  # allocate what lives across steps (optimizer moments, banks) first
@@ -70,8 +75,7 @@ def _peak_in_process(make: Callable[[], Callable[[], object]], calls: int, devic
     for _ in range(calls):
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as profile:
             run()
-        changes = sorted((event.time_range.start, event.cpu_memory_usage) for event in profile.events()
-                         if event.name == "[memory]")
+        changes = sorted((event.time_range.start, event.self_cpu_memory_usage) for event in profile.events())
         peaks.append(max(itertools.accumulate(change for _, change in changes), default=0))
     return max(peaks) / 2**20
 

@@ -56,7 +56,8 @@ def test_two_ranks_with_half_batches_give_the_whole_batch_gradient(tmp_path):
     # power check: one rank's own half-batch gradient is not the whole batch's
     alone = _with_fixed_negatives(Program(load_graph("graphs/igebm.yaml", None, TINY[:-3] + (
         "data.batch_size=4", "nodes.bank.capacity=12", "nodes.bank.reinit=0.2"))), _fixed_negatives()[:4])
-    assert any(not torch.allclose(a, e, atol=1e-6) for a, e in zip(alone["energy_optimizer"], single["energy_optimizer"]))
+    assert any(not torch.allclose(a, e, atol=1e-6)
+               for a, e in zip(alone["energy_optimizer"], single["energy_optimizer"]))
 
 
 def _ebmgraph(*args: str) -> subprocess.CompletedProcess:
@@ -97,3 +98,44 @@ def test_a_two_process_run_writes_both_bank_shards_and_resumes_exactly(tmp_path,
     assert main(["run", "--resume", str(whole), "--steps", "6"]) == 2  # one process: refused, nothing lost
     assert "was written by 2 process(es) and this run has 1" in capsys.readouterr().err
     assert (_checkpoint(whole, 4) / "banks_rank1.h5").exists()
+
+
+FAILING_LOSS = '''
+import attrs
+from ebmgraph import nodes
+
+
+@attrs.define
+class Config:
+    pass
+
+
+@nodes.register
+class FailsOnRankOne(nodes.LossNode):
+    """Contrastive divergence that fails on rank 1 at the second step."""
+
+    type_name = "fails_on_rank_one"
+    Config = Config
+    inputs = (nodes.Port("positive", nodes.ENERGY), nodes.Port("negative", nodes.ENERGY))
+    outputs = (nodes.Port("loss", nodes.LOSS),)
+
+    def infer(self, inputs):
+        return {"loss": nodes.Value(nodes.LOSS, ())}
+
+    def __call__(self, ctx, positive, negative):
+        if ctx.rank == 1 and ctx.step == 1:
+            raise RuntimeError("rank one gives up")
+        return {"loss": positive.mean() - negative.mean()}
+'''
+
+
+def test_a_failing_rank_stops_the_run_with_its_message(tmp_path):
+    plugin = tmp_path / "failing.py"
+    plugin.write_text(FAILING_LOSS)
+    loss = "losses.cd={type: fails_on_rank_one, positive: positive_energy, negative: negative_energy}"
+    failed = _ebmgraph("--plugin", str(plugin), "run", "graphs/short_run.yaml", "--nproc", "2", "--out",
+                       str(tmp_path / "run"), *_sets(*FAST, "data.batch_size=8", loss, "train.steps=3",
+                                                     "train.checkpoint_every=1"))
+    assert failed.returncode != 0
+    assert "node 'cd' (fails_on_rank_one) failed at step 2: RuntimeError: rank one gives up" in failed.stderr
+    assert (_checkpoint(tmp_path / "run", 1) / "state.pt").exists()  # the last good checkpoint is kept
