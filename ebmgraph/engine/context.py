@@ -21,7 +21,7 @@ class StepContext:
     ``generator(name)`` gives the node its own ``torch.Generator`` seeded from (seed, name, step,
     rank, and the repetition of a repeated phase): adding a node never changes another node's
     randomness and resume is exact; ``generator(name, shared=True)`` is the same on every rank
-    (rank ``rank`` of ``world_size`` takes its share of one draw, e.g. of the batch).
+    (each rank takes its share of one draw, e.g. of the batch).
     ``record(name, key, value)`` stores a diagnostic (kept as a tensor; read only when logged);
     ``diagnostics_wanted`` tells nodes whether this step is logged, so diagnostics that cost extra
     work (an energy evaluation at the chains' end) are computed only then. ``compile_mode`` is the
@@ -29,11 +29,11 @@ class StepContext:
     """
 
     def __init__(self, seed: int, step: int, device: torch.device, rank: int = 0, max_abs_energy: float = 1e6,
-                 diagnostics_wanted: bool = True, compile_mode: str = "default", world_size: int = 1):
+                 diagnostics_wanted: bool = True, compile_mode: str = "default"):
         self.seed = seed
         self.step = step
         self.device = device
-        self.rank, self.world_size = rank, world_size
+        self.rank = rank
         self.max_abs_energy = max_abs_energy
         self.repeat = 0
         self.diagnostics_wanted = diagnostics_wanted

@@ -76,7 +76,7 @@ class Program:
                 and not isinstance(node, Bank)}
 
     def context(self, step: int, diagnostics_wanted: bool = True) -> StepContext:
-        return StepContext(self.spec.seed, step, self.device, self.rank, world_size=self.world_size,
+        return StepContext(self.spec.seed, step, self.device, self.rank,
                            max_abs_energy=self.spec.train.max_abs_energy, diagnostics_wanted=diagnostics_wanted,
                            compile_mode=self.spec.train.compile_mode)
 
