@@ -195,8 +195,8 @@ def parser() -> argparse.ArgumentParser:
                      help="continue a run exactly from its last checkpoint, or from its kept checkpoint of STEP "
                           "(the later checkpoints are removed: the run continues from there)")
     run.add_argument("--device", help="torch device (overrides train.device)")
-    run.add_argument("--threads", type=int, help="intra-op CPU threads (overrides train.threads; default: the "
-                                                 "process's own)")
+    run.add_argument("--threads", type=int, help="intra-op CPU threads (overrides train.threads; default: half the "
+                                                 "cores, so that a second run fits beside it)")
     run.add_argument("--nproc", type=int, default=1, metavar="N",
                      help="train data-parallel in N processes on this machine, started through torchrun (the "
                           "graph's batch is the global batch; docs/distributed.md)")

@@ -1,4 +1,4 @@
-"""Training threads: ``train.threads`` (or the process's own) for the run, restored after it, and
+"""Training threads: ``train.threads`` (or half the cores) for the run, restored after it, and
 a warning when they exceed the cores other work leaves free."""
 
 import torch
@@ -10,9 +10,11 @@ from ebmgraph.runs.threads import choose_threads, oversubscription_warning
 from tests.conftest import FAST
 
 
-def test_threads_default_to_the_process_threads():
-    assert choose_threads(None, current=8) == 8 and choose_threads(None, current=1) == 1
-    assert choose_threads(3, current=1) == 3
+def test_threads_default_to_half_the_cores_within_the_process_threads():
+    assert choose_threads(None, current=8, cores=8) == 4 and choose_threads(None, current=2, cores=2) == 1
+    assert choose_threads(None, current=1, cores=1) == 1  # never none
+    assert choose_threads(None, current=2, cores=16) == 2  # not more than the caller allowed
+    assert choose_threads(3, current=1, cores=2) == 3  # asked for: as asked
 
 
 def test_oversubscription_is_warned_about():

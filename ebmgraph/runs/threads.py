@@ -1,12 +1,13 @@
 """Intra-op threads of a training process (``train.threads``, ``ebmgraph run --threads``).
 
 PyTorch's CPU kernels start one OpenMP thread per core, and those threads spin while they wait:
-two runs on a two-core machine, two threads each, slow each other down many times over. A run
-uses ``train.threads`` threads (null: the threads the process has, torch's one per core unless
-its caller set fewer) and warns once, at its start, when they exceed the cores that other work
-leaves free by the load average. The load average lags by about a minute, so it only warns: a
-default that followed it would leave a run started just after a busy minute on one thread for
-all of its steps. The threads are set for the run and restored after it."""
+two runs on a two-core machine, two threads each, slow each other down many times over (27x
+measured, docs/performance.md). A run uses ``train.threads`` threads; null takes half the cores
+the process may use (at least one, at most the threads it has), so that a second run fits beside
+it: two default runs on two cores each cost 1.2x one run alone, where one thread instead of two
+costs a run alone 14 %. A run warns once, at its start, when its threads exceed the cores that
+other work leaves free by the load average (which lags by about a minute, so it only warns). The
+threads are set for the run and restored after it."""
 
 from __future__ import annotations
 
@@ -33,9 +34,9 @@ def busy_cores() -> int:
         return 0
 
 
-def choose_threads(requested: int | None, current: int) -> int:
-    """``requested``, or (None) ``current``: the threads the process has."""
-    return requested if requested is not None else current
+def choose_threads(requested: int | None, current: int, cores: int) -> int:
+    """``requested``, or (None) half of ``cores``, at least 1 and at most ``current`` (the process's threads)."""
+    return requested if requested is not None else min(current, max(cores // 2, 1))
 
 
 def oversubscription_warning(threads: int, cores: int, busy: int) -> str | None:
@@ -51,7 +52,7 @@ def oversubscription_warning(threads: int, cores: int, busy: int) -> str | None:
 def run_threads(requested: int | None) -> Iterator[tuple[int, str | None]]:
     """Torch's intra-op threads for the block, restored after it; yields (threads, warning or None)."""
     cores, busy, before = usable_cores(), busy_cores(), torch.get_num_threads()
-    threads = choose_threads(requested, before)
+    threads = choose_threads(requested, before, cores)
     torch.set_num_threads(threads)
     try:
         yield threads, oversubscription_warning(threads, cores, busy)

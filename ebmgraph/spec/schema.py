@@ -56,7 +56,7 @@ class TrainSpec:
         if not (math.isfinite(self.max_abs_energy) and self.max_abs_energy > 0):
             out.append(("max_abs_energy", f"must be a finite number > 0, found {self.max_abs_energy}"))
         if self.threads is not None and self.threads < 1:
-            out.append(("threads", f"must be >= 1 or null (the free cores), found {self.threads}"))
+            out.append(("threads", f"must be >= 1 or null (half the cores), found {self.threads}"))
         if "jsonl" not in self.log:
             out.append(("log", f"must include jsonl (metrics.jsonl is what resume, reports and divergence records "
                                f"read), found {self.log}"))
