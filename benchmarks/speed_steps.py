@@ -7,7 +7,9 @@ Hand-written: short_run (K Langevin steps from uniform noise, CD), igebm (a rese
 buffer with 5 % restarts, clipped and clamped Langevin, CD + alpha (E+^2 + E-^2)) and
 improved_cd (the same buffer with a history set, a kornia crop and color augmentation, Langevin
 with a graph through the last step, CD + regularizer + L_opt + L_ent, gradient-norm clipping
-and the EMA)."""
+and the EMA), cooperative (the generator's proposals revised by Langevin, CD and the generator's
+fit -log p(x~, z)) and dual_mcmc (eq. 17-21: x-chains from N(g(z), sigma^2 I), z-chains on the
+posterior from the encoder's draw, three optimizers)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from ebmgraph.engine.context import StepContext, derive_seed
 from ebmgraph.engine.load import load_graph
 from ebmgraph.engine.program import Program
 
-GRAPHS = ("short_run", "igebm", "improved_cd")
+GRAPHS = ("short_run", "igebm", "improved_cd", "cooperative", "dual_mcmc")
+LOG_2PI = float(np.log(2 * np.pi))
 
 
 def engine_and_hand(graph: str, overrides: tuple[str, ...] = (), profile: str | None = None):
@@ -48,9 +51,14 @@ class HandStep:
         self.spec, self.device = spec, program.device
         self.data = program.nodes["data"]
         self.energy = copy.deepcopy(program.models["energy"])
-        optimizer = spec.optimizers["energy_optimizer"].config
-        self.optimizer = torch.optim.Adam(self.energy.parameters(), lr=optimizer.lr, betas=tuple(optimizer.betas))
-        self.kernel = spec.nodes["negatives"].config
+        self.optimizer = self.adam("energy_optimizer", self.energy)
+        self.kernel = spec.nodes[self.kernel_node].config
+
+    kernel_node = "negatives"
+
+    def adam(self, name: str, model: torch.nn.Module) -> torch.optim.Adam:
+        config = self.spec.optimizers[name].config
+        return torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.betas))
 
     def generator(self, name: str, step: int) -> torch.Generator:
         return torch.Generator(self.device).manual_seed(derive_seed(self.spec.seed, name, step, 0))
@@ -75,11 +83,12 @@ class HandStep:
         x_hat = self.move(x, grad, generator)
         return x_hat.detach(), x_hat
 
-    def move(self, x, grad, generator):
-        c = self.kernel
+    def move(self, x, grad, generator, kernel=None):
+        c = kernel or self.kernel
         if c.clip_grad_value is not None:
             grad = grad.clamp(-c.clip_grad_value, c.clip_grad_value)
-        x = x - c.step_size * grad + c.noise * torch.randn(x.shape, generator=generator, device=x.device)
+        a, b, _ = c.resolved()
+        x = x - a * grad + b * torch.randn(x.shape, generator=generator, device=x.device)
         return x.clamp(*c.clamp) if c.clamp is not None else x
 
 
@@ -196,7 +205,95 @@ class ImprovedCd(Igebm):
                 "kl_entropy": kl_entropy.item()}
 
 
-HAND = {"short_run": ShortRun, "igebm": Igebm, "improved_cd": ImprovedCd}
+def generator_log_joint(generator, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """log N(x; g(z), sigma^2 I) + log N(z; 0, I) per sample."""
+    sigma, pixels, latents = generator.sigma, x[0].numel(), z.shape[1]
+    return (-(x - generator(z)).pow(2).flatten(1).sum(1) / (2 * sigma**2)
+            - 0.5 * pixels * (LOG_2PI + 2 * np.log(sigma)) - 0.5 * (z.pow(2).sum(1) + latents * LOG_2PI))
+
+
+class Cooperative(HandStep):
+    kernel_node = "revised"
+
+    def __init__(self, spec, program):
+        super().__init__(spec, program)
+        self.generator_model = copy.deepcopy(program.models["generator"])
+        self.generator_optimizer = self.adam("generator_optimizer", self.generator_model)
+
+    def prior(self, step: int, like: torch.Tensor) -> torch.Tensor:
+        latent = self.generator_model.latent_shape
+        return torch.randn((len(like), *latent), generator=self.generator("prior_z", step), device=self.device)
+
+    def __call__(self, step: int) -> dict[str, float]:
+        positive = self.batch(step)
+        z = self.prior(step, positive)
+        with torch.no_grad():
+            proposal = self.generator_model(z)
+        revised, _ = self.langevin(proposal, self.kernel.steps, self.generator("revised", step))
+        ebm = self.energy(positive).mean() - self.energy(revised).mean()
+        generator_fit = -generator_log_joint(self.generator_model, revised, z).mean()
+        for optimizer in (self.optimizer, self.generator_optimizer):
+            optimizer.zero_grad()
+        (ebm + generator_fit).backward()
+        for optimizer in (self.optimizer, self.generator_optimizer):
+            optimizer.step()
+        return {"ebm": ebm.item(), "generator_fit": generator_fit.item()}
+
+
+class DualMcmc(Cooperative):
+    kernel_node = "revised_x"
+
+    def __init__(self, spec, program):
+        super().__init__(spec, program)
+        self.encoder = copy.deepcopy(program.models["encoder"])
+        self.encoder_optimizer = self.adam("encoder_optimizer", self.encoder)
+        self.z_kernel = spec.nodes["revised_z"].config
+
+    def encoder_log_prob(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log N(z; mu(x), diag V(x)) per sample."""
+        mean, log_variance = self.encoder(x)
+        return -0.5 * ((z - mean).pow(2) / log_variance.exp() + log_variance + LOG_2PI).sum(1)
+
+    def posterior_chain(self, x: torch.Tensor, z: torch.Tensor, step: int) -> torch.Tensor:
+        """eq. 21: Langevin on U(z) = -log p(x|z) - log p(z), the generator frozen."""
+        generator = self.generator("revised_z", step)
+        self.generator_model.requires_grad_(False)
+        for _ in range(self.z_kernel.steps):
+            z = z.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(-generator_log_joint(self.generator_model, x, z).sum(), z)
+            z = self.move(z, grad, generator, self.z_kernel)
+        self.generator_model.requires_grad_(True)
+        return z.detach()
+
+    def __call__(self, step: int) -> dict[str, float]:
+        positive = self.batch(step)
+        z = self.prior(step, positive)
+        with torch.no_grad():
+            mean = self.generator_model(z)
+        x0 = mean + self.generator_model.sigma * torch.randn(mean.shape, generator=self.generator("generated", step),
+                                                             device=self.device)
+        revised_x, _ = self.langevin(x0, self.kernel.steps, self.generator("revised_x", step))
+        with torch.no_grad():
+            mu, log_variance = self.encoder(positive)
+        z_hat = mu + (0.5 * log_variance).exp() * torch.randn(mu.shape, generator=self.generator("inferred_z", step),
+                                                              device=self.device)
+        revised_z = self.posterior_chain(positive, z_hat, step)
+        losses = {"ebm": self.energy(positive).mean() - self.energy(revised_x).mean(),
+                  "generator_on_data": -generator_log_joint(self.generator_model, positive, revised_z).mean(),
+                  "generator_on_samples": -generator_log_joint(self.generator_model, revised_x, z).mean(),
+                  "encoder_on_data": -self.encoder_log_prob(revised_z, positive).mean(),
+                  "encoder_on_samples": -self.encoder_log_prob(z, revised_x).mean()}
+        optimizers = (self.optimizer, self.generator_optimizer, self.encoder_optimizer)
+        for optimizer in optimizers:
+            optimizer.zero_grad()
+        sum(losses.values()).backward()
+        for optimizer in optimizers:
+            optimizer.step()
+        return {name: loss.item() for name, loss in losses.items()}
+
+
+HAND = {"short_run": ShortRun, "igebm": Igebm, "improved_cd": ImprovedCd, "cooperative": Cooperative,
+        "dual_mcmc": DualMcmc}
 
 
 def assert_equal_losses(program: Program, hand: HandStep, steps: int) -> None:

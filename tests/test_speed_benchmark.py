@@ -1,5 +1,6 @@
 """benchmarks/speed.py compares like with like: its hand-written steps give the engine's losses
-(through a bank's reservoir replacement and history set), and the kernel, the eager limit and
+(through a bank's reservoir replacement and history set, and a generator's and an encoder's
+chains), and the kernel, the eager limit and
 the naive loop run the same chain exactly."""
 
 import sys
@@ -15,16 +16,20 @@ from speed_langevin import build_energy, chains  # noqa: E402
 from speed_steps import GRAPHS, assert_equal_losses, engine_and_hand  # noqa: E402
 from speed_timing import interleaved  # noqa: E402
 
-TINY = ("data.batch_size=8", "models.energy.channels=4", "nodes.negatives.steps=3")
-BANKS = ("nodes.bank.capacity=20",)
+SMALL = ("data.batch_size=8", "models.energy.channels=4")
+TINY = (*SMALL, "nodes.negatives.steps=3")
+BANKS = ("nodes.bank.capacity=20",)  # 48 samples offered to 20 slots: replacement and history
+LATENT = (*SMALL, "models.generator.channels=4")
+GRAPH_OVERRIDES = {"short_run": TINY, "igebm": TINY + BANKS, "improved_cd": (*TINY, *BANKS, "nodes.bank.history=10"),
+                   "cooperative": (*LATENT, "nodes.revised.steps=3"),
+                   "dual_mcmc": (*LATENT, "models.encoder.channels=4", "nodes.revised_x.steps=3",
+                                 "nodes.revised_z.steps=3")}
 
 
 @pytest.mark.parametrize("graph", GRAPHS)
 def test_hand_written_steps_give_the_engine_losses(graph):
-    overrides = TINY + (BANKS if graph != "short_run" else ()) + (("nodes.bank.history=10",)
-                                                                   if graph == "improved_cd" else ())
-    program, hand = engine_and_hand(graph, overrides)
-    assert_equal_losses(program, hand, 6)  # 48 samples offered to 20 slots: replacement and history
+    program, hand = engine_and_hand(graph, GRAPH_OVERRIDES[graph])
+    assert_equal_losses(program, hand, 6)
 
 
 def test_a_hand_step_that_differs_is_caught():
